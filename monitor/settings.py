@@ -1,0 +1,707 @@
+"""Configuration: YAML -> validated, immutable models.
+
+Nothing else in feedwatch reads YAML or the environment. Every error names the key's path
+(``watchlists[3].chanels: unknown key``) and, where the YAML shows it, the line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor import __version__
+
+DEFAULT_CONFIG_PATH = Path("config/feedwatch.yaml")
+DEFAULT_USER_AGENT = f"feedwatch/{__version__} (+https://github.com/feedwatch/feedwatch)"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``errors`` holds one readable line per problem."""
+
+    def __init__(self, errors: list[str], source: str | None = None) -> None:
+        self.errors = errors
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__("\n".join(prefix + e for e in errors))
+
+
+# --------------------------------------------------------------------------- units
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1024,
+    "mb": 1024**2,
+    "gb": 1024**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> float:
+    """``90s``, ``15m``, ``2h``, ``1d``, ``1h30m`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
+    text = value.strip().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{value!r} is not a duration (use 90s, 15m, 2h, 1d)")
+    return total
+
+
+def parse_size(value: Any) -> int:
+    """``512KB``, ``5MB`` (binary multiples) or a number of bytes -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512KB or 5MB")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("a size must be positive")
+        return value
+    if isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        n = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+        if n <= 0:
+            raise ValueError("a size must be positive")
+        return int(n)
+    raise ValueError(f"{value!r} is not a size (use 512KB, 5MB)")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _interval(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    seconds = parse_duration(value)
+    if seconds < 1:
+        raise ValueError("an interval must be at least 1s")
+    return seconds
+
+
+Interval = Annotated[float | Literal["auto"], BeforeValidator(_interval)]
+
+
+@dataclass(frozen=True)
+class DigestSpec:
+    """``digest: 1h`` (every hour) or ``digest: daily at 08:00 Europe/Lisbon``."""
+
+    every: float | None = None  # seconds, for a fixed period
+    at: tuple[int, int] | None = None  # (hour, minute), for a daily digest
+    tz: str = "UTC"
+
+    def __str__(self) -> str:
+        if self.every is not None:
+            return f"every {format_duration(self.every)}"
+        assert self.at is not None
+        return f"daily at {self.at[0]:02d}:{self.at[1]:02d} {self.tz}"
+
+
+_DAILY_RE = re.compile(r"^daily\s+at\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$", re.IGNORECASE)
+
+
+def _digest(value: Any) -> DigestSpec | None:
+    if value is None or isinstance(value, DigestSpec):
+        return value
+    if isinstance(value, str) and (m := _DAILY_RE.match(value.strip())):
+        hour, minute, tz = int(m.group(1)), int(m.group(2)), m.group(3) or "UTC"
+        if hour > 23 or minute > 59:
+            raise ValueError(f"{value!r}: no such time of day")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {tz!r} (use an IANA name such as Europe/Lisbon)"
+            ) from None
+        return DigestSpec(at=(hour, minute), tz=tz)
+    seconds = parse_duration(value)
+    if seconds < 60:
+        raise ValueError("a digest period must be at least 1m")
+    return DigestSpec(every=seconds)
+
+
+Digest = Annotated[DigestSpec | None, BeforeValidator(_digest)]
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a URL")
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{mask_url(value)!r} is not an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+
+
+def mask_url(url: str) -> str:
+    """A URL with credentials, path tokens and query values hidden: safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = "***@" + host
+    path = parts.path
+    segments = path.split("/")
+    if len(segments) > 2:  # keep the first segment, hide tokens such as /services/T0/B0/xyz
+        path = "/".join(segments[:2]) + "/***"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StorageSettings(_Model):
+    url: str = "data/feedwatch.db"
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.url.startswith(("postgres://", "postgresql://")) else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        url = self.url
+        if url.startswith("sqlite:///"):
+            url = url[len("sqlite:///") :]
+        elif url.startswith("sqlite://"):
+            url = url[len("sqlite://") :]
+        return Path(url)
+
+
+class FetchSettings(_Model):
+    timeout: Duration = 20.0
+    idle_timeout: Duration = 15.0  # no byte for this long aborts a request (slow drip)
+    max_bytes: Size = 5 * 1024 * 1024
+    concurrency: int = Field(64, ge=1, le=4096)
+    per_host: int = Field(2, ge=1, le=256)
+    per_host_delay: Duration = 0.0  # minimum gap between request starts to one host
+    max_redirects: int = Field(10, ge=0, le=30)
+    user_agent: str = DEFAULT_USER_AGENT
+    allow_private_networks: bool = False
+
+
+class ExtractionSettings(_Model):
+    timeout: Duration = 15.0  # per page, inside the worker process
+    workers: int = Field(0, ge=0, le=64)  # 0 = one per core
+
+
+class Defaults(_Model):
+    interval: Interval = 900.0
+    min_interval: Duration = 300.0  # bounds for `interval: auto`
+    max_interval: Duration = 86400.0
+    extract: bool = True
+    max_age: Duration = 172800.0
+
+
+class DeliverySettings(_Model):
+    drain_seconds: Duration = 30.0
+    retry_for: Duration = 86400.0  # give up on a retryable failure only after this long
+    first_retry: Duration = 5.0
+    max_backoff: Duration = 3600.0
+
+
+class FeedConfig(_Model):
+    url: HttpUrl
+    name: str | None = None
+    interval: Interval | None = None
+    extract: bool | None = None
+    max_age: Duration | None = None
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("a feed name cannot be empty")
+        return v.strip() if v else v
+
+
+class _ChannelBase(_Model):
+    digest: Digest = None
+    concurrency: int = Field(4, ge=1, le=256)  # deliveries in flight on this channel
+    rate: float | None = Field(None, gt=0)  # messages per second at most
+
+
+class WebhookChannel(_ChannelBase):
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout: Duration = 15.0
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            signing_key(v.get_secret_value())  # raises a readable error
+        return v
+
+
+class SlackChannel(_ChannelBase):
+    type: Literal["slack"]
+    webhook_url: SecretStr
+    rate: float | None = Field(1.0, gt=0)  # Slack allows about one message per second
+    timeout: Duration = 15.0
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        _http_url(v.get_secret_value())
+        return v
+
+
+class EmailChannel(_ChannelBase):
+    type: Literal["email"]
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    ca_file: Path | None = None
+    timeout: Duration = 30.0
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: list[str]) -> list[str]:
+        for addr in v:
+            if "@" not in addr or any(c in addr for c in "\r\n"):
+                raise ValueError(f"{addr!r} is not an email address")
+        return v
+
+
+class ConsoleChannel(_ChannelBase):
+    type: Literal["console"]
+
+
+class AppriseChannel(_ChannelBase):
+    type: Literal["apprise"]
+    url: SecretStr
+
+
+Channel = Annotated[
+    WebhookChannel | SlackChannel | EmailChannel | ConsoleChannel | AppriseChannel,
+    Field(discriminator="type"),
+]
+
+
+class PlaceSpec(_Model):
+    name: str
+    country: str | None = None  # ISO 3166 alpha-2 code or country name
+    within_km: float | None = Field(None, gt=0, le=2000)
+    country_wide: bool = False
+
+
+def _place(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class Watchlist(_Model):
+    name: str
+    keywords: list[str] = Field(default_factory=list)
+    places: list[Annotated[PlaceSpec, BeforeValidator(_place)]] = Field(default_factory=list)
+    require: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    feeds: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    digest: Digest = None
+
+    @field_validator("keywords", "require", "exclude")
+    @classmethod
+    def _terms(cls, v: list[str]) -> list[str]:
+        out = []
+        for term in v:
+            if not isinstance(term, str) or not term.strip() or not term.strip("*").strip():
+                raise ValueError(f"{term!r} is not a usable term")
+            out.append(term.strip())
+        return out
+
+
+class Config(_Model):
+    storage: StorageSettings = StorageSettings()
+    fetch: FetchSettings = FetchSettings()
+    extraction: ExtractionSettings = ExtractionSettings()
+    defaults: Defaults = Defaults()
+    delivery: DeliverySettings = DeliverySettings()
+    feeds_from: list[Path] = Field(default_factory=list)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    watchlists: list[Watchlist] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)  # where it was loaded from
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        errors: list[str] = []
+        names: dict[str, int] = {}
+        urls: dict[str, int] = {}
+        for i, feed in enumerate(self.feeds):
+            if feed.name:
+                if feed.name in names:
+                    errors.append(
+                        f"feeds[{i}].name: duplicate feed name {feed.name!r} (also feeds[{names[feed.name]}])"
+                    )
+                names[feed.name] = i
+            if feed.url in urls:
+                errors.append(f"feeds[{i}].url: duplicate feed URL (also feeds[{urls[feed.url]}])")
+            urls[feed.url] = i
+        tags = {t for f in self.feeds for t in f.tags}
+        seen: dict[str, int] = {}
+        for i, wl in enumerate(self.watchlists):
+            if wl.name in seen:
+                errors.append(f"watchlists[{i}].name: duplicate watchlist name {wl.name!r}")
+            seen[wl.name] = i
+            for j, ch in enumerate(wl.channels):
+                if ch not in self.channels:
+                    errors.append(f"watchlists[{i}].channels[{j}]: undefined channel {ch!r}")
+            for j, ref in enumerate(wl.feeds):
+                if ref.startswith("tag:"):
+                    if ref[4:] not in tags:
+                        errors.append(f"watchlists[{i}].feeds[{j}]: no feed has tag {ref[4:]!r}")
+                elif ref not in names:
+                    errors.append(f"watchlists[{i}].feeds[{j}]: undefined feed {ref!r}")
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    # -- helpers used by the daemon
+    def feed_interval(self, feed: FeedConfig) -> float | Literal["auto"]:
+        return feed.interval if feed.interval is not None else self.defaults.interval
+
+    def feed_extract(self, feed: FeedConfig) -> bool:
+        return feed.extract if feed.extract is not None else self.defaults.extract
+
+    def feed_max_age(self, feed: FeedConfig) -> float:
+        return feed.max_age if feed.max_age is not None else self.defaults.max_age
+
+    def channel(self, name: str) -> Any:
+        return self.channels[name]
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64); raw bytes otherwise."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("secret: the part after 'whsec_' must be base64") from None
+    if not secret:
+        raise ValueError("secret: cannot be empty")
+    return secret.encode()
+
+
+# --------------------------------------------------------------------------- loading
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _interpolate(node: Any, path: str, env: dict[str, str], errors: list[str]) -> Any:
+    if isinstance(node, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(f"{path or '<root>'}: environment variable {name} is not set")
+            return ""
+
+        return _VAR_RE.sub(repl, node) if "${" in node else node
+    if isinstance(node, dict):
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), env, errors)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
+    return node
+
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    """Path tuple -> 1-based line of that key (or item) in the YAML text."""
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, key.value)
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                sub = (*path, i)
+                lines[sub] = item.start_mark.line + 1
+                walk(item, sub)
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_CHANNEL_TYPES = ("webhook", "slack", "email", "console", "apprise")
+
+
+def _pydantic_errors(exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    out: list[str] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # Drop the discriminator tag pydantic inserts into union paths (channels.x.webhook.url).
+        clean = tuple(
+            p
+            for i, p in enumerate(loc)
+            if not (i == 2 and loc[0] == "channels" and p in _CHANNEL_TYPES)
+            and not (isinstance(p, str) and p.startswith(("function-", "str", "float", "literal")))
+        )
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            msg = f"type must be one of {', '.join(_CHANNEL_TYPES)}"
+        elif kind == "value_error" and "\n" in str(err.get("ctx", {}).get("error", "")):
+            for line in str(err["ctx"]["error"]).splitlines():
+                out.append(line)
+            continue
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if kind == "value_error":
+                msg = str(err.get("ctx", {}).get("error", msg))
+        where = _format_loc(clean)
+        line = None
+        probe = clean
+        while probe and line is None:
+            line = lines.get(probe)
+            probe = probe[:-1]
+        prefix = f"line {line}: " if line else ""
+        out.append(f"{prefix}{where}: {msg}" if where else f"{prefix}{msg}")
+    return out
+
+
+def _read_opml(path: Path) -> list[dict[str, Any]]:
+    """Feeds from an OPML file; a folder outline's title becomes a tag."""
+    try:
+        tree = ET.parse(path)
+    except FileNotFoundError:
+        raise ValueError(f"OPML file not found: {path}") from None
+    except ET.ParseError as exc:
+        raise ValueError(f"{path}: not valid OPML ({exc})") from None
+    body = tree.getroot().find("body")
+    feeds: list[dict[str, Any]] = []
+
+    def walk(node: ET.Element, tags: list[str]) -> None:
+        for child in node.findall("outline"):
+            url = child.get("xmlUrl") or child.get("xmlurl")
+            title = child.get("title") or child.get("text")
+            if url:
+                feed: dict[str, Any] = {"url": url}
+                if title:
+                    feed["name"] = title.strip()
+                cats = [
+                    c.strip().strip("/")
+                    for c in (child.get("category") or "").split(",")
+                    if c.strip()
+                ]
+                if tags or cats:
+                    feed["tags"] = list(dict.fromkeys([*tags, *cats]))
+                feeds.append(feed)
+            else:
+                walk(child, [*tags, title] if title else tags)
+
+    if body is not None:
+        walk(body, [])
+    return feeds
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get("FEEDWATCH_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Read, interpolate and validate a config file; raise ConfigError with every problem."""
+    cfg_path = resolve_config_path(path)
+    source = str(cfg_path)
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            ["config file not found (set --config or FEEDWATCH_CONFIG)"], source
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read config: {exc}"], source) from None
+    return load_config_text(
+        text, base_dir=cfg_path.resolve().parent, source=source, env=env, path=cfg_path
+    )
+
+
+def load_config_text(
+    text: str,
+    *,
+    base_dir: Path,
+    source: str = "<config>",
+    env: dict[str, str] | None = None,
+    path: Path | None = None,
+) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{where}YAML syntax error: {exc.problem or exc}"], source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"YAML error: {exc}"], source) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            ["the config must be a mapping of keys (storage, feeds, channels, ...)"], source
+        )
+    errors: list[str] = []
+    data = _interpolate(data, "", dict(os.environ if env is None else env), errors)
+    if errors:
+        raise ConfigError(errors, source)
+
+    # Relative paths are relative to the config file.
+    storage = data.get("storage")
+    if isinstance(storage, dict) and isinstance(storage.get("url"), str):
+        url = storage["url"]
+        if not url.startswith(("postgres://", "postgresql://", ":memory:")):
+            raw = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+            if not Path(raw).is_absolute():
+                storage["url"] = str(base_dir / raw)
+    for ch in (
+        (data.get("channels") or {}).values() if isinstance(data.get("channels"), dict) else ()
+    ):
+        if (
+            isinstance(ch, dict)
+            and isinstance(ch.get("ca_file"), str)
+            and not Path(ch["ca_file"]).is_absolute()
+        ):
+            ch["ca_file"] = str(base_dir / ch["ca_file"])
+    opml = data.get("feeds_from") or []
+    if isinstance(opml, str):
+        opml = [opml]
+        data["feeds_from"] = opml
+    if isinstance(opml, list):
+        feeds = data.get("feeds") or []
+        if isinstance(feeds, list):
+            known = {f.get("url") for f in feeds if isinstance(f, dict)}
+            for i, name in enumerate(opml):
+                if not isinstance(name, str):
+                    continue
+                p = Path(name) if Path(name).is_absolute() else base_dir / name
+                data["feeds_from"][i] = str(p)
+                try:
+                    for feed in _read_opml(p):
+                        if feed["url"] not in known:
+                            known.add(feed["url"])
+                            feeds.append(feed)
+                except ValueError as exc:
+                    errors.append(f"feeds_from[{i}]: {exc}")
+            data["feeds"] = feeds
+    if errors:
+        raise ConfigError(errors, source)
+    try:
+        cfg = Config.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_errors(exc, _line_map(text)), source) from None
+    return cfg
+
+
+def iter_secrets(cfg: Config) -> Iterator[str]:
+    """Every secret value in the config, so log filters can redact them."""
+    for ch in cfg.channels.values():
+        for field in ("secret", "webhook_url", "password", "url"):
+            v = getattr(ch, field, None)
+            if isinstance(v, SecretStr) and v.get_secret_value():
+                yield v.get_secret_value()
+        for v in getattr(ch, "headers", {}).values():
+            if v.get_secret_value():
+                yield v.get_secret_value()
+    if "@" in cfg.storage.url and "://" in cfg.storage.url:
+        pw = urlsplit(cfg.storage.url).password
+        if pw:
+            yield pw
