@@ -1,0 +1,65 @@
+"""Article pages -> main text and metadata, with trafilatura, in the process pool.
+
+Comments, navigation, sidebars and footers are left out, so a watchlist never matches page chrome.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from monitor.models import Extracted
+
+# Pages beyond this many elements are pathological for extraction; trafilatura then prunes them.
+MAX_TREE_SIZE = 60_000
+_LANG_RE = re.compile(
+    rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.IGNORECASE
+)
+
+
+class ExtractError(Exception):
+    """No article text could be extracted; the message says why, in plain words."""
+
+
+def extract_article(html: bytes, url: str) -> Extracted:
+    """Extract the main text of one page. Pure and synchronous: runs inside a worker process."""
+    import trafilatura
+
+    if not html.strip():
+        raise ExtractError("empty page")
+    doc = trafilatura.bare_extraction(
+        html,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        deduplicate=False,
+        max_tree_size=MAX_TREE_SIZE,
+    )
+    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if not text:
+        raise ExtractError("no article text found on the page")
+    language = getattr(doc, "language", None)
+    if not language and (m := _LANG_RE.search(html[:4096])):
+        language = m.group(1).decode("ascii").lower()
+    return Extracted(
+        text=text,
+        title=(getattr(doc, "title", None) or None),
+        author=(getattr(doc, "author", None) or None),
+        published=_parse_date(getattr(doc, "date", None)),
+        language=language,
+    )
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

@@ -1,0 +1,386 @@
+"""One feed poll, end to end: fetch -> parse -> extract -> match -> store (with its alerts).
+
+The pipeline decides nothing about *when* (that is the scheduler) and sends nothing (that is the
+outbox). It leaves every outcome in storage, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from monitor.extract import ExtractError, extract_article
+from monitor.fetch import Fetcher
+from monitor.match import Document, Matcher
+from monitor.models import Entry, FetchError, FetchResponse, NotAFeed, ParsedFeed
+from monitor.parse import parse_feed
+from monitor.schedule import (
+    IntervalPolicy,
+    after,
+    base_interval,
+    error_backoff,
+    jittered,
+    learn_rate,
+    learned_interval,
+    period_end,
+)
+from monitor.settings import Config, DigestSpec, FeedConfig
+from monitor.urls import canonical_url
+from monitor.workers import CpuPool, TaskTimeout
+from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
+
+log = logging.getLogger(__name__)
+
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+PARSE_TIME_LIMIT = 60.0
+
+
+@dataclass(slots=True)
+class PollResult:
+    feed: str
+    status: str  # "ok", "not_modified", "unchanged", "error", "skipped"
+    entries: int = 0
+    new: int = 0
+    alerts: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    extract_failures: int = 0
+
+
+@dataclass(slots=True)
+class _Candidate:
+    entry: Entry
+    guid: str | None
+    canonical: str | None
+    body: str = ""
+    extract_error: str | None = None
+    page_published: datetime | None = None
+    language: str | None = None
+    author: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def alert_id(watchlist: str, article_identity: str) -> str:
+    """Stable per (watchlist, article): it is the webhook-id receivers deduplicate on."""
+    digest = hashlib.sha256(f"{watchlist}\x00{article_identity}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def iso_z(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def feed_display_name(feed: FeedConfig, state: FeedState | None) -> str:
+    return feed.name or (state.title if state and state.title else None) or feed.url
+
+
+class Pipeline:
+    """Polls one feed at a time; many polls run concurrently under the fetcher's limits."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        storage: Storage,
+        fetcher: Fetcher,
+        pool: CpuPool,
+        matcher: Matcher,
+        *,
+        on_alerts: asyncio.Event | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.storage = storage
+        self.fetcher = fetcher
+        self.pool = pool
+        self.matcher = matcher
+        self.on_alerts = on_alerts
+        self.watchlists = {wl.name: wl for wl in cfg.watchlists}
+
+    # ------------------------------------------------------------------ scheduling policy
+    def _policy(self, feed: FeedConfig) -> IntervalPolicy:
+        d = self.cfg.defaults
+        start = (
+            d.interval if d.interval != "auto" else min(max(900.0, d.min_interval), d.max_interval)
+        )
+        return IntervalPolicy(
+            self.cfg.feed_interval(feed), d.min_interval, d.max_interval, float(start)
+        )
+
+    # ------------------------------------------------------------------ one poll
+    async def poll(self, feed: FeedConfig, state: FeedState) -> PollResult:
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        name = feed_display_name(feed, state)
+        policy = self._policy(feed)
+        interval = base_interval(policy, state.interval, state.ttl)
+        try:
+            resp = await self.fetcher.get(
+                state.url, etag=state.etag, last_modified=state.last_modified
+            )
+        except FetchError as exc:
+            return await self._record_failure(feed, state, name, exc, now, interval, started)
+
+        update = FeedUpdate(
+            last_poll=now, next_poll=after(now, jittered(interval)), http_status=resp.status
+        )
+        if resp.permanent_url and resp.permanent_url != state.url:
+            log.info(
+                "feed moved permanently feed=%r from=%s to=%s", name, state.url, resp.permanent_url
+            )
+            update.url = resp.permanent_url
+        if resp.not_modified:
+            await self.storage.update_feed(state.id, update)
+            log.info("feed polled feed=%r status=304 new=0", name)
+            return PollResult(name, "not_modified", seconds=time.monotonic() - started)
+
+        body_hash = hashlib.sha256(resp.body).hexdigest()
+        update.etag = resp.headers.get("etag")
+        update.last_modified = resp.headers.get("last-modified")
+        update.body_hash = body_hash
+        if body_hash == state.body_hash:
+            await self.storage.update_feed(state.id, update)
+            log.info("feed polled feed=%r status=%d unchanged=1 new=0", name, resp.status)
+            return PollResult(name, "unchanged", seconds=time.monotonic() - started)
+
+        try:
+            parsed = await self._parse(resp)
+        except (NotAFeed, TaskTimeout, Exception) as exc:
+            err = _parse_error_text(exc)
+            fail = FetchError("parse", err, url=resp.url, status=resp.status)
+            return await self._record_failure(feed, state, name, fail, now, interval, started)
+        if parsed.warning:
+            log.warning("feed parsed with problems feed=%r warning=%r", name, parsed.warning)
+
+        result = await self._ingest(feed, state, name, parsed, now)
+        # Learn the publishing rate for `interval: auto` and `status`.
+        since = (now - state.last_success).total_seconds() if state.last_success else None
+        rate = learn_rate(
+            state.items_per_day,
+            result.new,
+            since,
+            [e.published for e in parsed.entries if e.published],
+        )
+        update.items_per_day = rate
+        if parsed.title and parsed.title != state.title:
+            update.title = parsed.title
+        update.ttl = parsed.ttl
+        if policy.interval == "auto":
+            learned = learned_interval(rate)
+            update.interval = learned
+            interval = base_interval(policy, learned, parsed.ttl)
+            update.next_poll = after(now, jittered(interval))
+        await self.storage.update_feed(state.id, update)
+        result.seconds = time.monotonic() - started
+        log.info(
+            "feed polled feed=%r status=%d entries=%d new=%d alerts=%d extract_failed=%d seconds=%.2f",
+            name, resp.status, result.entries, result.new, result.alerts, result.extract_failures, result.seconds,
+        )  # fmt: skip
+        return result
+
+    async def _parse(self, resp: FetchResponse) -> ParsedFeed:
+        return await self.pool.run(
+            PARSE_TIME_LIMIT, parse_feed, resp.body, resp.url, resp.content_type
+        )
+
+    async def _record_failure(
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        name: str,
+        exc: FetchError,
+        now: datetime,
+        interval: float,
+        started: float,
+    ) -> PollResult:
+        errors = state.error_count + 1
+        update = FeedUpdate(
+            last_poll=now, next_poll=after(now, jittered(error_backoff(interval, errors)))
+        )
+        update.http_status = exc.status
+        update.ok = False
+        update.error = str(exc)
+        if exc.kind == "gone":
+            update.disabled = "410 Gone: the server says this feed was removed"
+            log.error("feed disabled feed=%r url=%s reason=%r", name, state.url, update.disabled)
+        elif exc.kind == "rate_limited":
+            wait = (
+                exc.retry_after if exc.retry_after is not None else error_backoff(interval, errors)
+            )
+            wait = min(max(wait, 1.0), 7 * 86400)
+            update.retry_after = after(now, wait)
+            update.next_poll = max(update.next_poll, update.retry_after)
+        log.warning(
+            "feed failed feed=%r url=%s kind=%s errors=%d next_poll=%s error=%r",
+            name, state.url, exc.kind, errors, iso_z(update.next_poll), str(exc),
+        )  # fmt: skip
+        await self.storage.update_feed(state.id, update)
+        return PollResult(name, "error", error=str(exc), seconds=time.monotonic() - started)
+
+    # ------------------------------------------------------------------ entries -> articles
+    async def _ingest(
+        self, feed: FeedConfig, state: FeedState, name: str, parsed: ParsedFeed, now: datetime
+    ) -> PollResult:
+        result = PollResult(name, "ok", entries=len(parsed.entries))
+        candidates: list[_Candidate] = []
+        seen_guid: set[str] = set()
+        seen_url: set[str] = set()
+        for entry in parsed.entries:
+            canon = canonical_url(entry.url) if entry.url else None
+            guid = entry.guid or None
+            if guid is None and canon is None:
+                # No link, no GUID: identify the item by its content.
+                basis = f"{entry.title}\x00{entry.summary}".encode()
+                guid = "sha256:" + hashlib.sha256(basis).hexdigest()
+            if (guid and guid in seen_guid) or (canon and canon in seen_url):
+                continue
+            if guid:
+                seen_guid.add(guid)
+            if canon:
+                seen_url.add(canon)
+            candidates.append(_Candidate(entry, guid, canon))
+        if not candidates:
+            return result
+        known_guids, known_urls = await self.storage.known_items(
+            state.id,
+            [c.guid for c in candidates if c.guid],
+            [c.canonical for c in candidates if c.canonical],
+        )
+        fresh = [
+            c
+            for c in candidates
+            if not (c.guid and c.guid in known_guids)
+            and not (c.canonical and c.canonical in known_urls)
+        ]
+        if not fresh:
+            return result
+        if self.cfg.feed_extract(feed):
+            await asyncio.gather(*(self._extract(c) for c in fresh))
+        max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
+        articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
+        ids = await self.storage.add_articles(articles)
+        for art, new_id in zip(articles, ids, strict=True):
+            if new_id is not None:
+                result.new += 1
+                result.alerts += len(art.alerts)
+        result.extract_failures = sum(1 for c in fresh if c.extract_error)
+        if result.alerts and self.on_alerts is not None:
+            self.on_alerts.set()
+        return result
+
+    async def _extract(self, cand: _Candidate) -> None:
+        url = cand.entry.url
+        if not url:
+            cand.extract_error = "the item has no link"
+            cand.body = cand.entry.summary
+            return
+        try:
+            page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
+            ex = await self.pool.run(
+                self.cfg.extraction.timeout, extract_article, page.body, page.url
+            )
+        except FetchError as exc:
+            cand.extract_error = f"page fetch failed: {exc}"
+        except TaskTimeout:
+            cand.extract_error = f"extraction took longer than {self.cfg.extraction.timeout:g}s"
+        except ExtractError as exc:
+            cand.extract_error = str(exc)
+        except Exception as exc:
+            cand.extract_error = f"extraction failed: {type(exc).__name__}: {exc}"
+        else:
+            cand.body = ex.text
+            cand.page_published = ex.published
+            cand.language = ex.language
+            cand.author = ex.author
+            return
+        log.info("extract fallback url=%s reason=%r", url, cand.extract_error)
+        cand.body = cand.entry.summary
+
+    def _article(
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        name: str,
+        c: _Candidate,
+        now: datetime,
+        max_age: timedelta,
+    ) -> NewArticle:
+        e = c.entry
+        published = e.published or c.page_published
+        # Stamped in the future by a sloppy feed? Treat as now for the age check; keep the claim.
+        age_ref = min(published, now) if published else None
+        too_old = age_ref is not None and now - age_ref > max_age
+        article = NewArticle(
+            feed_id=state.id,
+            guid=c.guid,
+            url=e.url,
+            canonical_url=c.canonical,
+            title=e.title,
+            summary=e.summary,
+            body=c.body,
+            author=e.author or c.author,
+            published=published,
+            language=c.language,
+            extract_error=c.extract_error,
+            fetched_at=now,
+        )
+        if too_old:
+            return article
+        doc = Document(
+            title=e.title,
+            summary=e.summary,
+            body=c.body if c.body != e.summary else "",
+            feed_name=name,
+            feed_tags=tuple(feed.tags),
+        )
+        identity = c.canonical or f"{state.key}#{c.guid}"
+        for watchlist, matches in self.matcher.match(doc).items():
+            wl = self.watchlists[watchlist]
+            payload = {
+                "type": "match",
+                "id": alert_id(watchlist, identity),
+                "watchlist": watchlist,
+                "article": {
+                    "url": e.url,
+                    "title": e.title,
+                    "published": iso_z(published),
+                    "feed": name,
+                    "summary": e.summary,
+                },
+                "matches": [m.to_payload() for m in matches],
+            }
+            article.alerts.append(
+                NewAlert(
+                    id=payload["id"],
+                    watchlist=watchlist,
+                    payload=payload,
+                    channels=list(wl.channels),
+                    not_before=self.not_before(wl.channels, wl.digest, now),
+                )
+            )
+        return article
+
+    def not_before(
+        self, channels: list[str], wl_digest: DigestSpec | None, now: datetime
+    ) -> dict[str, datetime]:
+        """Digest channels (or a digest watchlist) hold an alert until their period ends."""
+        out: dict[str, datetime] = {}
+        for ch in channels:
+            spec = wl_digest or getattr(self.cfg.channels[ch], "digest", None)
+            if spec is not None:
+                out[ch] = period_end(spec, now)
+        return out
+
+
+def _parse_error_text(exc: BaseException) -> str:
+    if isinstance(exc, NotAFeed):
+        if exc.feed_links:
+            return f"{exc} (the page links to feeds: {', '.join(exc.feed_links[:5])})"
+        return str(exc)
+    if isinstance(exc, TaskTimeout):
+        return f"parsing took longer than {PARSE_TIME_LIMIT:g}s"
+    return f"cannot parse feed: {type(exc).__name__}: {exc}"
