@@ -53,6 +53,7 @@ class ChannelWorker:
         self.wake = asyncio.Event()
         self._last_send = 0.0
         self._rate_lock = asyncio.Lock()
+        self._sem = asyncio.Semaphore(concurrency)
         self.sent = 0
         self.failed = 0
 
@@ -91,13 +92,7 @@ class ChannelWorker:
             if self.digest:
                 await self._send_digest(rows)
             else:
-                sem = asyncio.Semaphore(self.concurrency)
-
-                async def one(row: Delivery) -> None:
-                    async with sem:
-                        await self._send_one(row)
-
-                await asyncio.gather(*(one(r) for r in rows))
+                await asyncio.gather(*(self._send_one(r) for r in rows))
             handled += len(rows)
 
     async def _throttle(self) -> None:
@@ -122,7 +117,8 @@ class ChannelWorker:
 
     async def _send_one(self, row: Delivery) -> None:
         assert row.payload is not None
-        result = await self._send([row.payload])
+        async with self._sem:
+            result = await self._send([row.payload])
         await self._record(row, result)
 
     async def _send_digest(self, rows: list[Delivery]) -> None:
