@@ -1,0 +1,78 @@
+"""What every delivery channel offers the outbox: ``send(alerts) -> SendResult``.
+
+A sender never raises for a delivery problem: it answers with a ``SendResult`` saying whether the
+alerts were delivered, and if not, whether trying again can help. The outbox decides *when*
+(see ``retry.RetryPolicy``); senders only decide *what happened*.
+
+``alerts`` is one or more contract webhook payloads. One payload is an immediate alert; several
+form a digest, sent as one message grouping them by watchlist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool  # delivered (2xx / SMTP accepted)
+    retryable: bool  # False = permanent failure
+    status: int | None = None  # HTTP status or SMTP reply code, when there was one
+    error: str | None = None  # one readable line, never containing secrets
+    retry_after: float | None = None  # seconds, from Retry-After
+
+
+def delivered(status: int | None = None, note: str | None = None) -> SendResult:
+    return SendResult(ok=True, retryable=False, status=status, error=note)
+
+
+def retry(error: str, status: int | None = None, retry_after: float | None = None) -> SendResult:
+    return SendResult(ok=False, retryable=True, status=status, error=error, retry_after=retry_after)
+
+
+def fail(error: str, status: int | None = None) -> SendResult:
+    return SendResult(ok=False, retryable=False, status=status, error=error)
+
+
+class Sender(Protocol):
+    async def send(self, alerts: list[dict[str, Any]]) -> SendResult: ...
+
+
+def make_sender(
+    name: str,
+    channel: Any,
+    session: aiohttp.ClientSession,
+    *,
+    allow_private_networks: bool,
+) -> Sender:
+    """The sender for one configured channel (a model from ``monitor.settings``).
+
+    Building a sender does no I/O; problems such as an unreadable ``ca_file`` or an apprise URL
+    it does not know surface as a permanent ``SendResult`` on the first send.
+    """
+    kind = getattr(channel, "type", None)
+    if kind == "webhook":
+        from monitor.deliver.webhook import WebhookSender
+
+        return WebhookSender(name, channel, session, allow_private_networks=allow_private_networks)
+    if kind == "slack":
+        from monitor.deliver.slack import SlackSender
+
+        return SlackSender(name, channel, session, allow_private_networks=allow_private_networks)
+    if kind == "email":
+        from monitor.deliver.email import EmailSender
+
+        return EmailSender(name, channel, allow_private_networks=allow_private_networks)
+    if kind == "console":
+        from monitor.deliver.console import ConsoleSender
+
+        return ConsoleSender(name)
+    if kind == "apprise":
+        from monitor.deliver.apprise import AppriseSender
+
+        return AppriseSender(name, channel, allow_private_networks=allow_private_networks)
+    raise ValueError(f"channel {name!r}: unknown channel type {kind!r}")
