@@ -651,7 +651,7 @@ def load_config_text(
         if not url.startswith(("postgres://", "postgresql://", ":memory:")):
             raw = url.removeprefix("sqlite:///").removeprefix("sqlite://")
             if not Path(raw).is_absolute():
-                storage["url"] = str(base_dir / raw)
+                storage["url"] = os.path.normpath(base_dir / raw)
     for ch in (
         (data.get("channels") or {}).values() if isinstance(data.get("channels"), dict) else ()
     ):

@@ -1,0 +1,23 @@
+# feedwatch daemon image: config and database live on mounted volumes, the process runs as non-root.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY storage ./storage
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/feedwatch --create-home feedwatch \
+ && mkdir -p /etc/feedwatch /var/lib/feedwatch \
+ && chown feedwatch:feedwatch /var/lib/feedwatch
+COPY --from=build /install /usr/local
+COPY config/feedwatch.yaml /etc/feedwatch/feedwatch.yaml
+ENV FEEDWATCH_CONFIG=/etc/feedwatch/feedwatch.yaml \
+    PYTHONUNBUFFERED=1
+USER feedwatch
+WORKDIR /var/lib/feedwatch
+VOLUME ["/var/lib/feedwatch"]
+# SIGTERM finishes in-flight work and exits 0 within 10 s.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["feedwatch"]
+CMD ["run"]
