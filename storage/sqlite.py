@@ -19,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import secrets
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -45,6 +48,9 @@ from storage.base import (
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+# Who holds a lease: host, pid and a per-process token (a recycled pid is told apart).
+_HOST = socket.gethostname()
+LEASE_OWNER = f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 # FeedUpdate fields that keep the stored value when left as ``...``.
@@ -247,6 +253,26 @@ def _delivery(row: sqlite3.Row, with_payload: bool = False) -> Delivery:
         delivery.payload = json.loads(row["payload"])
         delivery.watchlist = row["watchlist"]
     return delivery
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True only when the lease owner ("host:pid:token") certainly no longer runs."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    host, pid_text, _token = parts
+    if host != _HOST:
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # another incarnation with our pid: it is gone (our own token was excluded)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists but not ours (EPERM), or cannot tell
+    return False
 
 
 class SQLiteStorage:
@@ -672,24 +698,29 @@ class SQLiteStorage:
         lease_text = to_db_time(now + timedelta(seconds=lease))
         async with self._write() as db:
             rows = await db.execute_fetchall(
+                # Each side picks its oldest `limit` rows through an index before anything is
+                # joined, so a backlog of 100,000 due rows costs no more than 100.
                 f"SELECT {_DELIVERY_COLUMNS}, a.payload, a.watchlist FROM ("
-                "  SELECT alert_id, channel FROM deliveries "
-                "  WHERE channel = :channel AND state = 'pending' AND next_attempt <= :now "
+                "  SELECT * FROM (SELECT alert_id, channel, next_attempt FROM deliveries "
+                "    WHERE channel = :channel AND state = 'pending' AND next_attempt <= :now "
+                "    ORDER BY next_attempt LIMIT :limit) "
                 "  UNION ALL "
-                "  SELECT alert_id, channel FROM deliveries "
-                "  WHERE channel = :channel AND state = 'in_flight' AND lease_until <= :now"
+                "  SELECT * FROM (SELECT alert_id, channel, next_attempt FROM deliveries "
+                "    WHERE channel = :channel AND state = 'in_flight' AND lease_until <= :now "
+                "    ORDER BY next_attempt LIMIT :limit) "
+                "  ORDER BY next_attempt LIMIT :limit"
                 ") due JOIN deliveries d ON d.alert_id = due.alert_id AND d.channel = due.channel "
                 "JOIN alerts a ON a.id = d.alert_id "
-                "ORDER BY d.next_attempt, d.created_at, d.alert_id LIMIT :limit",
+                "ORDER BY d.next_attempt, d.created_at, d.alert_id",
                 {"channel": channel, "now": at, "limit": limit},
             )
             claimed = [_delivery(row, with_payload=True) for row in rows]
             if claimed:
                 await db.executemany(
                     "UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, "
-                    "lease_until = ?, first_attempt = COALESCE(first_attempt, ?), "
+                    "lease_until = ?, lease_owner = ?, first_attempt = COALESCE(first_attempt, ?), "
                     "last_attempt = ? WHERE alert_id = ? AND channel = ?",
-                    [(lease_text, at, at, d.alert_id, d.channel) for d in claimed],
+                    [(lease_text, LEASE_OWNER, at, at, d.alert_id, d.channel) for d in claimed],
                 )
         for delivery in claimed:
             delivery.state = "in_flight"
@@ -698,6 +729,35 @@ class SQLiteStorage:
             delivery.first_attempt = delivery.first_attempt or from_db_time(at)
             delivery.last_attempt = from_db_time(at)
         return claimed
+
+    async def recover_in_flight(self, now: datetime) -> int:
+        """Take back, due ``now``, the unexpired leases of dead processes on this host.
+
+        Called by the daemon at start, so rows a killed predecessor was sending are retried at
+        once rather than after their lease. A lease is taken back only when its owner is surely
+        gone: same host and either the same pid with another process token (the pid was reused
+        by us) or a pid that no longer exists. Anything else waits for its lease to expire, so a
+        second live process on the same database is never disturbed.
+        """
+        at = to_db_time(now)
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "SELECT alert_id, channel, lease_owner FROM deliveries "
+                "WHERE state = 'in_flight' AND lease_until > ? AND lease_owner IS NOT NULL "
+                "AND lease_owner != ?",
+                (at, LEASE_OWNER),
+            )
+            dead = [(r["alert_id"], r["channel"]) for r in rows if _owner_is_dead(r["lease_owner"])]
+            if dead:
+                await db.executemany(
+                    "UPDATE deliveries SET state = 'pending', next_attempt = ?, "
+                    "lease_until = NULL, lease_owner = NULL "
+                    "WHERE alert_id = ? AND channel = ? AND state = 'in_flight'",
+                    [(at, alert_id, channel) for alert_id, channel in dead],
+                )
+        if dead:
+            log.info("outbox recovered leases count=%d path=%s", len(dead), self.path)
+        return len(dead)
 
     async def _transition(self, sql: str, params: tuple[Any, ...]) -> None:
         """Apply one state change to a row that is not delivered (a delivered row is final)."""
@@ -716,7 +776,7 @@ class SQLiteStorage:
         """Final: the row is never claimed, retried or requeued again."""
         await self._transition(
             "UPDATE deliveries SET state = 'delivered', delivered_at = ?, last_status = ?, "
-            "last_error = NULL, lease_until = NULL "
+            "last_error = NULL, lease_until = NULL, lease_owner = NULL "
             "WHERE state != 'delivered' AND alert_id = ? AND channel = ?",
             (to_db_time(at), status, alert_id, channel),
         )
@@ -733,7 +793,7 @@ class SQLiteStorage:
         """Back to pending, due at ``next_attempt``; ``at`` is when the attempt ended."""
         await self._transition(
             "UPDATE deliveries SET state = 'pending', next_attempt = ?, last_status = ?, "
-            "last_error = ?, last_attempt = ?, lease_until = NULL "
+            "last_error = ?, last_attempt = ?, lease_until = NULL, lease_owner = NULL "
             "WHERE state != 'delivered' AND alert_id = ? AND channel = ?",
             (to_db_time(next_attempt), status, error, to_db_time(at), alert_id, channel),
         )
@@ -744,7 +804,7 @@ class SQLiteStorage:
         """Permanently failed: kept and visible, replayable with ``requeue``."""
         await self._transition(
             "UPDATE deliveries SET state = 'failed', last_status = ?, last_error = ?, "
-            "last_attempt = ?, lease_until = NULL "
+            "last_attempt = ?, lease_until = NULL, lease_owner = NULL "
             "WHERE state != 'delivered' AND alert_id = ? AND channel = ?",
             (status, error, to_db_time(at), alert_id, channel),
         )
@@ -840,7 +900,7 @@ class SQLiteStorage:
         async with self._write() as db:
             cursor = await db.execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt = ?, "
-                f"first_attempt = NULL, lease_until = NULL WHERE {where}",
+                f"first_attempt = NULL, lease_until = NULL, lease_owner = NULL WHERE {where}",
                 params,
             )
             return cursor.rowcount

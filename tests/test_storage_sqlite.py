@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import storage.sqlite as sqlite_module
 from storage import open_storage, sqlite_path_from_url
 from storage.base import FeedSpec, FeedUpdate, NewAlert, NewArticle, StorageError
-from storage.sqlite import LATEST_VERSION, SQLiteStorage, split_statements
+from storage.sqlite import LATEST_VERSION, MIGRATIONS, Migration, SQLiteStorage, split_statements
 
 REPO = Path(__file__).resolve().parents[1]
 FEED_A = "https://a.example.org/rss.xml"
@@ -624,3 +626,130 @@ async def test_sigkill_mid_write_keeps_committed_data_and_reopens(tmp_path: Path
         assert await store.add_articles([article(feed.id, 1)]) != [None]
     finally:
         await store.close()
+
+
+_CLAIMER = """
+import asyncio, sys
+from datetime import UTC, datetime
+from storage.sqlite import SQLiteStorage
+
+async def main() -> None:
+    store = SQLiteStorage(sys.argv[1])
+    await store.open()
+    rows = await store.claim_deliveries("hook", datetime.now(UTC), 100, 3600)
+    print(len(rows), flush=True)
+    await asyncio.sleep(60)  # "sending" when it is killed
+
+asyncio.run(main())
+"""
+
+
+async def test_leases_of_a_killed_process_are_taken_back_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "fw.db"
+    store = SQLiteStorage(path)
+    await store.open()
+    try:
+        [feed] = (await store.sync_feeds([FeedSpec(FEED_A)])).values()
+        await store.add_articles([article(feed.id, n, channels=("hook",)) for n in range(3)])
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CLAIMER, str(path), stdout=subprocess.PIPE, env=env, cwd=REPO
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), timeout=10)
+        assert int(line) == 3
+
+        now = datetime.now(UTC) + timedelta(seconds=1)
+        assert await store.claim_deliveries("hook", now, 10, 30) == []  # leased for an hour
+        assert await store.recover_in_flight(now) == 3
+        assert await store.recover_in_flight(now) == 0
+        again = await store.claim_deliveries("hook", now, 10, 30)
+        assert len(again) == 3 and all(d.attempts == 2 for d in again)
+
+        # Our own leases, a live process's and another host's are left to expire.
+        host = socket.gethostname()
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "UPDATE deliveries SET lease_owner = ? WHERE alert_id = ?",
+                (f"{host}:{os.getppid()}:feedbeef", again[0].alert_id),
+            )
+            conn.execute(
+                "UPDATE deliveries SET lease_owner = ? WHERE alert_id = ?",
+                (f"elsewhere.example.org:{proc.pid}:feedbeef", again[1].alert_id),
+            )
+        assert await store.recover_in_flight(now) == 0
+        with sqlite3.connect(path) as conn:  # our pid, another token: a dead predecessor
+            conn.execute(
+                "UPDATE deliveries SET lease_owner = ? WHERE alert_id = ?",
+                (f"{host}:{os.getpid()}:0ld0ld00", again[2].alert_id),
+            )
+        assert await store.recover_in_flight(now) == 1
+    finally:
+        await store.close()
+
+
+async def test_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        for statement in split_statements(MIGRATIONS[0].sql):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO feeds (key, url, created_at) VALUES (?, ?, '2024-01-01T00:00:00.000000Z')",
+            (FEED_A, FEED_A),
+        )
+    store = SQLiteStorage(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == LATEST_VERSION
+        kept = await store.get_feed(FEED_A)
+        assert kept is not None and kept.next_poll is None
+        await store.add_articles([article(kept.id, 1, channels=("hook",))])
+        [claimed] = await store.claim_deliveries("hook", datetime.now(UTC), 10, 30)
+        assert claimed.state == "in_flight"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(deliveries)")}
+        assert "lease_owner" in columns
+        assert conn.execute("SELECT lease_owner FROM deliveries").fetchone()[0] is not None
+
+
+async def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "fw.db"
+    store = SQLiteStorage(path)
+    await store.open()
+    await store.sync_feeds([FeedSpec(FEED_A)])
+    await store.close()
+    broken = Migration(
+        LATEST_VERSION + 1,
+        "9999_broken.sql",
+        "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n",
+    )
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", [*MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite_module, "LATEST_VERSION", LATEST_VERSION + 1)
+    with pytest.raises(StorageError, match="no such table"):
+        await SQLiteStorage(path).open()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "half_done" not in names and "feeds" in names
+
+
+async def test_four_connections_opening_a_fresh_database_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "fw.db"
+    stores = [SQLiteStorage(path) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        versions = await asyncio.gather(*(s.schema_version() for s in stores))
+        assert versions == [LATEST_VERSION] * 4
+        await asyncio.gather(*(s.sync_feeds([FeedSpec(FEED_A)]) for s in stores))
+        assert len(await stores[0].list_feeds()) == 1
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
