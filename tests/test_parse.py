@@ -1,0 +1,305 @@
+"""parse_feed on real-world shapes: formats, charsets, broken XML, HTML pages, huge feeds."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.models import Entry, NotAFeed, ParsedFeed
+from monitor.parse import html_to_text, parse_feed
+
+DATA = Path(__file__).parent / "data" / "feeds"
+NOW = datetime(2024, 1, 5, tzinfo=UTC)
+
+
+def load(name: str, content_type: str = "", url: str = "https://example.org/feed") -> ParsedFeed:
+    return parse_feed((DATA / name).read_bytes(), url, content_type, now=NOW)
+
+
+def big_rss(n: int) -> bytes:
+    items = "".join(
+        f"<item><title>Item {i}</title><link>/news/{i}</link><guid>id-{i}</guid>"
+        f"<pubDate>Wed, 03 Jan 2024 10:{i % 60:02d}:00 +0000</pubDate>"
+        f"<description>&lt;p&gt;Body {i} &amp;amp; more&lt;/p&gt;</description></item>"
+        for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Big</title>'
+        f"<link>https://big.example.org/</link><description>d</description>{items}</channel></rss>"
+    ).encode()
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_rss20_entries_are_normalised() -> None:
+    feed = load("rss20.xml", "application/rss+xml", "https://example.org/feeds/rss.xml")
+    assert feed.format == "rss20"
+    assert feed.title == "Example World & Co"
+    assert feed.link == "https://example.org/news/"
+    assert feed.ttl == 30 * 60
+    assert feed.warning is None
+    first, second, third = feed.entries
+    assert first == Entry(
+        guid="urn:example:1001",
+        url="https://example.org/news/2024/wildfire?utm_source=rss",  # absolute, not canonical
+        title="Wildfire forces evacuation order near Lisbon",
+        summary="Officials issued an evacuation order for three villages. Crews are working.",
+        published=datetime(2024, 1, 3, 10, 0, tzinfo=UTC),
+        author="Ana Silva",
+    )
+    assert second.summary == "Dock workers walked out on Monday & Tuesday."
+    assert second.published == datetime(2024, 1, 2, 8, 30, tzinfo=UTC)
+    # a relative permalink GUID stays as written: identity must not depend on the feed's URL
+    assert third.guid == "item-3"
+    assert third.summary == "Plain text summary with a < sign? No: 3 > 2."
+    assert third.published == datetime(2024, 1, 1, 11, 0, tzinfo=UTC)
+
+
+def test_atom_html_and_xhtml_content() -> None:
+    feed = load("atom.xml", "application/atom+xml", "https://atom.example.org/feed.atom")
+    assert feed.format == "atom10"
+    assert feed.title == "Atom Example"
+    assert feed.link == "https://atom.example.org/"
+    flood, xhtml = feed.entries
+    assert flood.url == "https://atom.example.org/posts/flood"
+    assert flood.summary == "The river rose two metres overnight."
+    assert flood.published == datetime(2024, 1, 3, 8, 0, tzinfo=UTC)  # published, not updated
+    assert flood.author == "Max Mustermann"
+    assert xhtml.summary == "First paragraph. Second link."
+    assert xhtml.published == datetime(2024, 1, 2, 9, 0, tzinfo=UTC)  # falls back to updated
+
+
+def test_rss10_and_syndication_update_period() -> None:
+    feed = load("rss10.rdf", "text/xml")
+    assert feed.format == "rss10"
+    assert feed.ttl == 3600 / 4  # hourly, 4 times
+    (item,) = feed.entries
+    assert item.url == "https://rdf.example.org/a"
+    assert item.published == datetime(2024, 1, 3, 7, 0, tzinfo=UTC)
+
+
+def test_rss091() -> None:
+    feed = load("rss091.xml")
+    assert feed.format.startswith("rss09")
+    assert [e.title for e in feed.entries] == ["Ancient item"]
+    assert feed.entries[0].guid is None and feed.entries[0].published is None
+
+
+def test_json_feed_11() -> None:
+    feed = load("feed11.json", "application/feed+json", "https://json.example.org/feed.json")
+    assert (feed.format, feed.title, feed.link) == (
+        "json11",
+        "JSON Example",
+        "https://json.example.org/",
+    )
+    one, two, three = feed.entries  # the non-object item is skipped
+    assert one == Entry(
+        guid="1",
+        url="https://json.example.org/1",
+        title="Evacuation order issued",
+        summary="Residents of Faro must leave.",
+        published=datetime(2024, 1, 3, 10, 0, tzinfo=UTC),
+        author="Rita",
+    )
+    assert (two.guid, two.url, two.summary) == ("2", "https://json.example.org/2", "Short summary")
+    assert two.published == datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
+    assert (three.url, three.title, three.published) == (None, "", None)
+
+
+def test_json_feed_10_even_with_wrong_content_type() -> None:
+    feed = load("feed10.json", "text/plain")
+    assert feed.format == "json10"
+    (item,) = feed.entries
+    assert item.url == "https://elsewhere.example.org/a"  # external_url when no url
+    assert item.author == "Old Author"
+    assert item.published == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_json_that_is_not_a_feed() -> None:
+    with pytest.raises(NotAFeed, match="JSON without JSON Feed"):
+        parse_feed(b'{"hello": "world"}', "https://x.example/", "application/json")
+    with pytest.raises(NotAFeed, match="invalid JSON"):
+        parse_feed(b'{"items": [', "https://x.example/", "application/json")
+
+
+# --------------------------------------------------------------------------- charsets
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "title", "warned"),
+    [
+        # declared only in the XML prolog (text/xml without charset must not mean us-ascii)
+        ("cp1251_prolog.xml", "text/xml", "Пожар в Москве: объявлена эвакуация", False),
+        ("cp1251_prolog.xml", "", "Пожар в Москве: объявлена эвакуация", False),
+        # declared only in the HTTP header
+        (
+            "cp1251_noprolog.xml",
+            "text/xml; charset=windows-1251",
+            "Пожар в Москве: объявлена эвакуация",
+            False,
+        ),
+        # header lies (utf-8), prolog is right
+        (
+            "cp1251_prolog.xml",
+            "application/rss+xml; charset=utf-8",
+            "Пожар в Москве: объявлена эвакуация",
+            True,
+        ),
+        ("latin1_prolog.xml", "application/rss+xml", "Café in São Paulo reopens - ñandú", False),
+        # labelled ISO-8859-1 everywhere, actually UTF-8: no mojibake
+        (
+            "utf8_labelled_latin1.xml",
+            "text/xml; charset=ISO-8859-1",
+            "Café in São Paulo reopens — ñandú",
+            True,
+        ),
+        ("sjis_prolog.xml", "text/xml", "東京で地震、避難指示", False),
+        # a byte-order mark beats a wrong header
+        ("bom_utf8.xml", "text/xml; charset=windows-1251", "Zürich item", False),
+        ("bom_utf16.xml", "", "Zürich item", False),
+    ],
+)
+def test_charsets(name: str, content_type: str, title: str, warned: bool) -> None:
+    feed = load(name, content_type)
+    assert feed.format == "rss20"
+    assert feed.entries[0].title == title
+    assert feed.entries[0].summary == title
+    assert (feed.warning is not None) == warned, feed.warning
+
+
+def test_wrong_header_warning_names_both_labels() -> None:
+    feed = load("cp1251_prolog.xml", "text/xml; charset=utf-8")
+    assert feed.warning == (
+        "the server labels the feed utf-8 but it is windows-1251; read as windows-1251"
+    )
+
+
+# --------------------------------------------------------------------------- broken input
+
+
+def test_malformed_xml_keeps_entries_with_warning() -> None:
+    feed = load("malformed.xml")
+    assert feed.warning is not None and "not well-formed" in feed.warning
+    assert [e.url for e in feed.entries] == [
+        "https://broken.example.org/1",
+        "https://broken.example.org/2",
+    ]
+    assert feed.entries[0].title == "First bold"
+
+
+def test_html_page_lists_its_feeds() -> None:
+    with pytest.raises(NotAFeed) as info:
+        load("page.html", "text/html; charset=utf-8", "https://www.example.org/")
+    assert info.value.feed_links == [
+        "https://www.example.org/site/feed.rss",  # relative to <base href>
+        "https://www.example.org/atom.xml",
+        "https://cdn.example.org/feed.json",
+    ]
+    assert str(info.value).startswith("this is an HTML page, not a feed")
+
+
+def test_html_page_without_content_type_or_feeds() -> None:
+    with pytest.raises(NotAFeed) as info:
+        parse_feed(b"<!doctype html><html><body><p>hi</p></body></html>", "https://x.example/")
+    assert info.value.feed_links == []
+    assert str(info.value) == "this is an HTML page, not a feed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"   \n ", (DATA / "junk.bin").read_bytes(), b"hello world", b"<urlset></urlset>"],
+)
+def test_junk_is_not_a_feed(body: bytes) -> None:
+    with pytest.raises(NotAFeed) as info:
+        parse_feed(body, "https://x.example/feed", "application/octet-stream")
+    assert info.value.feed_links == []
+    assert "\n" not in str(info.value)
+
+
+def test_empty_feed_is_a_feed() -> None:
+    body = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    feed = parse_feed(body, "https://q.example/rss")
+    assert (feed.title, feed.entries, feed.format) == ("Quiet", [], "rss20")
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def test_items_without_links_or_guids_are_kept() -> None:
+    feed = load("nolinks.xml")
+    assert [(e.guid, e.url, e.title) for e in feed.entries] == [
+        (None, None, "Only a title"),
+        (None, None, ""),
+        ("abc-123", None, "Title and guid (not a link)"),
+    ]
+    assert feed.entries[1].summary == "Only a description, with markup."
+
+
+def test_future_and_unparseable_dates() -> None:
+    feed = load("dates.xml")
+    got = {e.title: e.published for e in feed.entries}
+    assert got["future"] is None  # year 2100: a mistake, not a publish time
+    assert got["garbage"] is None
+    assert got["no zone"] == datetime(2024, 1, 3, 10, 0, tzinfo=UTC)
+    assert got["offset"] == datetime(2024, 1, 3, 15, 0, tzinfo=UTC)
+    assert got["updated only"] == datetime(2024, 1, 3, 10, 0, tzinfo=UTC)
+    assert all(d is None or d.tzinfo is UTC for d in got.values())
+
+
+def test_slightly_future_date_is_kept() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>t</title><item><title>soon</title>'
+        b"<pubDate>Fri, 05 Jan 2024 06:00:00 GMT</pubDate></item></channel></rss>"
+    )
+    feed = parse_feed(body, "https://x.example/", now=NOW)
+    assert feed.entries[0].published == datetime(2024, 1, 5, 6, 0, tzinfo=UTC)
+
+
+def test_unsafe_link_schemes_dropped() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        b"<item><title>a</title><link>javascript:alert(1)</link></item>"
+        b"<item><title>b</title><link>mailto:x@example.org</link></item></channel></rss>"
+    )
+    assert [e.url for e in parse_feed(body, "https://x.example/").entries] == [None, None]
+
+
+def test_html_to_text() -> None:
+    assert html_to_text("<p>a</p><p>b&amp;c&nbsp;d</p>") == "a b&c d"
+    assert html_to_text("x<script>evil()</script><style>p{}</style>y") == "xy"
+    assert html_to_text("unclosed <b>bold") == "unclosed bold"
+    assert html_to_text("3 &lt; 4 &#8212; &unknown;") == "3 < 4 — &unknown;"
+
+
+# --------------------------------------------------------------------------- size and process pool
+
+
+def test_ten_thousand_items() -> None:
+    body = big_rss(10_000)
+    start = time.perf_counter()
+    feed = parse_feed(body, "https://big.example.org/rss.xml")
+    took = time.perf_counter() - start
+    assert len(feed.entries) == 10_000
+    assert feed.entries[9_999].url == "https://big.example.org/news/9999"
+    assert feed.entries[9_999].summary == "Body 9999 & more"
+    assert len({e.guid for e in feed.entries}) == 10_000
+    assert took < 20  # generous: a shared 2-core machine; the report has the real numbers
+
+
+def test_runs_in_a_process_pool() -> None:
+    body = (DATA / "rss20.xml").read_bytes()
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        remote = pool.submit(parse_feed, body, "https://example.org/feeds/rss.xml").result(30)
+    local = parse_feed(body, "https://example.org/feeds/rss.xml")
+    assert remote == local
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(parse_feed, b"<html><body>x</body></html>", "https://x.example/")
+        with pytest.raises(NotAFeed):
+            fut.result(30)
+    assert pickle.loads(pickle.dumps(NotAFeed("m", ["https://a/"]))).feed_links == ["https://a/"]
