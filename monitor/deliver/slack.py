@@ -77,7 +77,8 @@ def _snippet(v: AlertView, budget: int) -> str:
     out: list[str] = []
     remaining = budget
     for part, is_match in split_highlight(m.snippet, m.text):
-        piece = bold(part, remaining) if is_match else escape(part, remaining)
+        # markers are neutralised around the bold span too, so none can pair with its own
+        piece = bold(part, remaining) if is_match else escape(part.translate(_BOLD_SAFE), remaining)
         out.append(piece)
         remaining -= len(piece)
         if remaining <= 3:
