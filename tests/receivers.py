@@ -330,7 +330,8 @@ class SmtpReceiver:
                 require_starttls=self.security == "starttls",
                 authenticator=self._authenticate if auth else None,
                 auth_required=auth,
-                auth_require_tls=False,
+                # STARTTLS sessions must upgrade before AUTH; implicit TLS is encrypted already
+                auth_require_tls=self.security == "starttls",
                 timeout=30,
             )
 

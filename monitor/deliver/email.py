@@ -232,7 +232,10 @@ class EmailSender:
         text = scrub(str(exc), self._secrets, 200) or type(exc).__name__
         low = text.lower()
         if "certificate" in low or "ssl" in low or isinstance(exc, ssl.SSLError):
-            return f"TLS with {self.channel.host} failed: {text}"
+            hint = " (is the server's CA in ca_file?)" if "verify failed" in low else ""
+            return f"TLS with {self.channel.host} failed: {text}{hint}"
+        if "starttls" in low and "not supported" in low:
+            return f"{self.channel.host} does not offer STARTTLS (check security: none | tls)"
         return f"SMTP {self.channel.host}:{self.channel.effective_port}: {text}"
 
     def _reply_error(self, code: int, message: str, what: str) -> SendResult:
