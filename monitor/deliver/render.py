@@ -21,6 +21,8 @@ _CONTROL_RE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
 _SPACE_RE = re.compile(r"\s+")
+# Whole ANSI/VT escape sequences (CSI, OSC, two-byte ESC x), dropped before lone controls.
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 
 UNTITLED = "(untitled)"
 
@@ -30,6 +32,8 @@ def clean_line(value: Any, limit: int | None = None) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
+    if "\x1b" in text:
+        text = _ANSI_RE.sub("", text)
     text = _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", text)).strip()
     return clip(text, limit) if limit is not None else text
 
