@@ -151,9 +151,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "test-alert":
         return asyncio.run(cmd_test_alert(_load(args), args.channel))
     if cmd == "try":
-        from monitor.trywatch import cmd_try
+        from monitor.trywatch import TryError, cmd_try
 
-        return asyncio.run(cmd_try(_load(args), args))
+        try:
+            return asyncio.run(cmd_try(_load(args), args))
+        except TryError as exc:
+            raise CliError(str(exc)) from None
     raise CliError(f"unknown command {cmd}")
 
 
