@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +56,11 @@ def _find_watchlist(cfg: Config, name: str) -> Watchlist:
     raise TryError(f"no watchlist named {name!r} (watchlists: {names})")
 
 
+def _read_file(src: str) -> tuple[bytes, str]:
+    path = Path(src)
+    return path.read_bytes(), path.resolve().as_uri()
+
+
 async def _load_source(
     src: str, fetcher: Fetcher | None, pool: CpuPool, timeout: float
 ) -> tuple[str, str]:
@@ -64,12 +70,12 @@ async def _load_source(
         resp = await fetcher.get(src, accept=PAGE_ACCEPT)
         ex = await pool.run(timeout, extract_article, resp.body, resp.url)
         return ex.title or "", ex.text
-    path = Path(src)
-    if not path.exists():
-        raise TryError(f"{src}: no such file (give an http(s) URL or a path)")
-    raw = path.read_bytes()
-    if path.suffix.lower() in (".html", ".htm") or raw.lstrip()[:1] == b"<":
-        ex = await pool.run(timeout, extract_article, raw, path.resolve().as_uri())
+    try:
+        raw, uri = await asyncio.to_thread(_read_file, src)
+    except FileNotFoundError:
+        raise TryError(f"{src}: no such file (give an http(s) URL or a path)") from None
+    if src.lower().endswith((".html", ".htm")) or raw.lstrip()[:1] == b"<":
+        ex = await pool.run(timeout, extract_article, raw, uri)
         return ex.title or "", ex.text
     text = raw.decode("utf-8", errors="replace")
     first, _, rest = text.partition("\n")
