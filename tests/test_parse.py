@@ -303,3 +303,75 @@ def test_runs_in_a_process_pool() -> None:
         with pytest.raises(NotAFeed):
             fut.result(30)
     assert pickle.loads(pickle.dumps(NotAFeed("m", ["https://a/"]))).feed_links == ["https://a/"]
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("rss20.xml", "application/rss+xml"),
+        ("wordpress.xml", "application/rss+xml; charset=UTF-8"),
+        ("nolinks.xml", ""),
+        ("bom_utf8.xml", "text/xml"),
+        ("big", "application/rss+xml"),
+    ],
+)
+def test_fast_path_gives_identical_results(name: str, content_type: str) -> None:
+    from monitor.parse import _fast_rss, _parse_xml_feed
+
+    body = big_rss(2_000) if name == "big" else (DATA / name).read_bytes()
+    url = "https://wp.example.org/feed/"
+    assert _fast_rss(body, url, NOW) is not None, "the fast path should accept this feed"
+    fast = _parse_xml_feed(body, url, content_type, NOW, fast=True)
+    slow = _parse_xml_feed(body, url, content_type, NOW, fast=False)
+    assert fast.entries  # a comparison of two empty lists would prove nothing
+    assert fast == slow
+    assert parse_feed(body, url, content_type, now=NOW) == slow
+
+
+def test_fast_path_wordpress_values() -> None:
+    feed = parse_feed(
+        (DATA / "wordpress.xml").read_bytes(), "https://wp.example.org/feed/", now=NOW
+    )
+    assert feed.title == "Local & Regional – Desk"  # not the <image> title
+    assert feed.ttl == 3600
+    first, second, third, fourth = feed.entries
+    assert first.guid == "https://wp.example.org/?p=4711"
+    assert first.author == "Joana Reis"
+    assert first.summary == "The council voted 7–2 to fund new levees. Continue reading →"
+    assert second.summary == "Only encoded content & an entity."
+    assert second.url == "https://wp.example.org/2024/01/02/content-only/"
+    assert third.title == "AT&T bold claims" and third.published is None
+    assert third.url == "https://wp.example.org/feed/relative/permalink-guid"
+    assert fourth.url == "https://wp.example.org/relative/path?utm_source=x&id=5"
+    assert fourth.published == datetime(2024, 1, 1, 4, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["atom.xml", "rss10.rdf", "rss091.xml", "malformed.xml", "dates.xml", "cp1251_prolog.xml"],
+)
+def test_fast_path_declines_what_it_does_not_handle(name: str) -> None:
+    from monitor.parse import _fast_rss
+
+    body = (DATA / name).read_bytes()
+    if name == "cp1251_prolog.xml":  # non-UTF-8 feeds never reach the fast path
+        assert load(name, "text/xml").entries[0].title.startswith("Пожар")
+        return
+    assert _fast_rss(body, "https://x.example/", NOW) is None
+
+
+def test_fast_path_declines_xml_base_and_doctype() -> None:
+    from monitor.parse import _fast_rss
+
+    base = (
+        b'<rss version="2.0"><channel xml:base="https://other.example/"><title>t</title>'
+        b"<item><link>a</link></item></channel></rss>"
+    )
+    doctype = b'<!DOCTYPE rss [<!ENTITY x "y">]><rss version="2.0"><channel></channel></rss>'
+    inline = b'<rss version="2.0"><channel><item><title>a <b>b</b></title></item></channel></rss>'
+    for body in (base, doctype, inline):
+        assert _fast_rss(body, "https://x.example/", NOW) is None
+    assert parse_feed(base, "https://x.example/").entries[0].url == "https://other.example/a"
