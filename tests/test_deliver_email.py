@@ -196,3 +196,16 @@ async def test_digest_is_one_email_grouped_by_watchlist() -> None:
 def test_bad_recipient_is_a_config_error(bad: str) -> None:
     with pytest.raises(ValueError):
         channel(None, to=[bad])
+
+
+async def test_non_ascii_title_survives_in_subject_and_bodies() -> None:
+    title = "Évacuation à Lisboa — 火事 “quoted”"
+    async with SmtpReceiver() as smtp:
+        assert (await sender_for(channel(smtp)).send([sample_alert(title=title)])).ok
+        (mail,) = await smtp.wait_for(1)
+    assert mail.data.isascii()  # RFC 2047 headers, transfer-encoded bodies
+    assert b"\r\n" in mail.data
+    msg = mail.message
+    assert msg["Subject"] == f"[feedwatch] wildfire-evacuations: {title}"
+    text, html = parts(msg)
+    assert title in text and title in html
