@@ -1,0 +1,237 @@
+"""Text normalisation for matching, with a map back to the original characters.
+
+Every term and every article field goes through the same :func:`normalize`: Unicode case
+folding, accent folding (``é`` -> ``e``, ``ø`` -> ``o``, ``ё`` -> ``е``), punctuation,
+symbols and whitespace turned into single spaces, and one space of padding at each end, so
+that an automaton key ``" fire "`` can only hit a whole word.
+
+The fast path stays in C (``str.casefold``, one ``bytes.translate`` for ASCII punctuation,
+``str.split``/``join`` for collapsing); characters that change length under folding (``ß``,
+``İ``, ligatures, decomposed accents, soft hyphens) send the text down a per-character path
+that builds an explicit offset map. Both paths give the same normalised string.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from functools import lru_cache
+
+# Characters dropped outright (never separators): soft hyphen, zero-width joiners, BOM and the
+# combining diacritics of Latin/Greek/Cyrillic (what is left of an accent after decomposition).
+_DROP = frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff") | frozenset(
+    chr(c) for c in range(0x0300, 0x0370)
+)
+
+
+def _is_word_char(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] in "LNM"
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[int, str], re.Pattern[str], bytes, re.Pattern[str]]:
+    """(fold table for non-ASCII chars, regex of chars it changes, ASCII byte table, slow-path regex)."""
+    fold: dict[int, str] = {}
+    extra = {"ø": "o", "đ": "d", "ł": "l", "ħ": "h", "ı": "i", "ŧ": "t", "ŀ": "l", "ё": "е"}
+    for cp in range(0x80, 0x30000):
+        ch = chr(cp)
+        if ch in _DROP:
+            continue
+        if ch in extra:
+            fold[cp] = extra[ch]
+            continue
+        cat = unicodedata.category(ch)
+        if cat[0] in "PSZC":
+            fold[cp] = " "
+            continue
+        if cat[0] != "L":
+            continue
+        decomposed = unicodedata.normalize("NFD", ch)
+        if len(decomposed) < 2:
+            continue
+        base, marks = decomposed[0], decomposed[1:]
+        if not all(0x0300 <= ord(m) < 0x0370 for m in marks):
+            continue
+        # Latin and Greek letters lose their accents; Cyrillic letters (й, ї) are letters of
+        # their own and keep them (only ё -> е, above).
+        if base.isascii() or 0x0370 <= ord(base) < 0x0400:
+            fold[cp] = base
+    # Whitespace is left to str.split(); everything else in `fold` is one char -> one char.
+    fold = {cp: v for cp, v in fold.items() if not chr(cp).isspace()}
+    ranges: list[str] = []
+    cps = sorted(fold)
+    start = prev = cps[0]
+    for cp in [*cps[1:], -1]:
+        if cp != prev + 1:
+            ranges.append(
+                re.escape(chr(start))
+                if start == prev
+                else f"{re.escape(chr(start))}-{re.escape(chr(prev))}"
+            )
+            start = cp
+        prev = cp
+    fold_re = re.compile("[" + "".join(ranges) + "]+")
+    ascii_table = bytearray(range(256))
+    for b in range(128):
+        if not chr(b).isalnum() and not chr(b).isspace():
+            ascii_table[b] = 0x20
+    slow_re = re.compile("[" + "".join(re.escape(c) for c in sorted(_DROP)) + "]")
+    return fold, fold_re, bytes(ascii_table), slow_re
+
+
+def _fold_char(ch: str) -> str:
+    """One original character -> its normalised form (may be empty or several chars)."""
+    fold, _, table, _ = _tables()
+    out = []
+    for c in ch.casefold():
+        if c in _DROP:
+            continue
+        cp = ord(c)
+        if cp < 128:
+            out.append(chr(table[cp]))
+        else:
+            out.append(fold.get(cp, c))
+    return "".join(out)
+
+
+class FieldText:
+    """One article field, normalised, with a lazy map from normalised offsets to original ones.
+
+    ``norm`` is ``" " + words joined by single spaces + " "``.
+    """
+
+    __slots__ = ("_flat", "_idx", "_runs_n", "_runs_shift", "norm", "orig")
+
+    def __init__(self, orig: str) -> None:
+        self.orig = orig
+        self._idx: list[int] | None = None  # slow path: flat position -> original position
+        self._runs_n: list[int] | None = None
+        self._runs_shift: list[int] = []
+        flat = _flat_fast(orig)
+        if flat is None:
+            flat, self._idx = _flat_slow(orig)
+        self._flat = flat  # same length as orig on the fast path
+        self.norm = " " + " ".join(flat.split()) + " "
+
+    def _build_runs(self) -> None:
+        """Where whitespace runs were collapsed: positions in ``norm`` and cumulative shifts."""
+        flat = self._flat
+        lead = len(flat) - len(flat.lstrip())
+        runs_n = [0]
+        shifts = [lead - 1]  # norm position 1 is flat position `lead`
+        shift = lead - 1
+        for m in _RUNS.finditer(flat, lead):
+            s, e = m.span()
+            if e == len(flat):
+                break
+            n_pos = s - shift  # the single space that replaced the run
+            shift += e - s - 1
+            runs_n.append(n_pos + 1)
+            shifts.append(shift)
+        self._runs_n = runs_n
+        self._runs_shift = shifts
+
+    def to_flat(self, n_pos: int) -> int:
+        """Normalised offset (padded ``norm``) of a word character -> offset in the folded text."""
+        if self._runs_n is None:
+            self._build_runs()
+        assert self._runs_n is not None
+        i = bisect_right(self._runs_n, n_pos) - 1
+        return n_pos + self._runs_shift[i]
+
+    def span(self, n_start: int, n_end: int) -> tuple[int, int]:
+        """Normalised span [n_start, n_end) of word characters -> original span."""
+        fs = self.to_flat(n_start)
+        fe = self.to_flat(n_end - 1)
+        if self._idx is None:
+            return fs, fe + 1
+        return self._idx[fs], self._idx[fe] + 1
+
+
+_RUNS = re.compile(r"\s\s+")
+
+
+def _flat_fast(text: str) -> str | None:
+    """Fold ``text`` keeping one char per original char, or None when that is impossible."""
+    fold, fold_re, table, slow_re = _tables()
+    folded = text.casefold()
+    if not text.isascii():
+        if len(folded) != len(text) or slow_re.search(text):
+            return None
+        folded = fold_re.sub(lambda m: m.group().translate(fold), folded)
+    return folded.encode().translate(table).decode()
+
+
+def _flat_slow(text: str) -> tuple[str, list[int]]:
+    parts: list[str] = []
+    idx: list[int] = []
+    for i, ch in enumerate(text):
+        piece = _fold_char(ch)
+        parts.append(piece)
+        idx.extend([i] * len(piece))
+    return "".join(parts), idx
+
+
+def normalize(text: str) -> str:
+    """The padded normalised form of ``text`` (what the automaton sees)."""
+    return FieldText(text).norm
+
+
+def accent_key(text: str) -> str:
+    """Case-folded, punctuation-collapsed text that keeps its accents (for accent-bearing terms)."""
+    _, _, table, _ = _tables()
+    text = unicodedata.normalize("NFC", text).casefold()
+    out = []
+    for c in text:
+        cp = ord(c)
+        if cp < 128:
+            out.append(chr(table[cp]))
+        elif c in _DROP:
+            continue
+        elif unicodedata.category(c)[0] in "PSZC":
+            out.append(" ")
+        else:
+            out.append(c)
+    return " ".join("".join(out).split())
+
+
+def has_accents(term: str) -> bool:
+    """Whether folding removes anything from ``term`` beyond case and punctuation."""
+    return normalize(term).strip() != accent_key(term)
+
+
+def accents_agree(term_key: str, found_key: str, prefix: bool) -> bool:
+    """Accents in the term must be present in the text; unaccented term letters match any."""
+    if prefix:
+        if len(found_key) < len(term_key):
+            return False
+        found_key = found_key[: len(term_key)]
+    elif len(found_key) != len(term_key):
+        return found_key == term_key
+    for t, f in zip(term_key, found_key, strict=True):
+        if t != f and _fold_char(t) != t:
+            return False
+    return True
+
+
+_UNSPACED = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3400, 0x9FFF),  # CJK
+    (0xF900, 0xFAFF),
+    (0x20000, 0x2FFFF),
+)
+
+
+def unspaced(ch: str) -> bool:
+    """Scripts written without spaces between words: no word-boundary check at that end."""
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _UNSPACED)
+
+
+def is_word_char(ch: str) -> bool:
+    return _is_word_char(ch)

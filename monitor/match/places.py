@@ -1,0 +1,141 @@
+"""Is this occurrence of a place name really the place? Heuristics on the original text.
+
+- Capitalised: a place is a proper noun; its first letter must be upper case (in scripts that
+  have case). An all-caps form counts unless the name is a common word.
+- Common words (Bath, Split, Mobile, Nice, Reading): only as a proper noun in running text,
+  i.e. capitalised, not at the start of a sentence or line, not in a title where most words
+  are capitalised (headline case) and not in all caps; unless the article also names the
+  place's country/state or a nearby place (checked by the engine).
+- Person names: a place right after a first name or an honorific (``Jack London``,
+  ``Mr London``), or a place that is itself a first name followed by another capitalised
+  word that is not a usual place follower (``Paris Hilton``, but ``Paris Police``), is a
+  person, not the place.
+- Cyrillic names are matched with their common case endings (``Москва`` -> ``Москве``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from monitor.match.normalize import normalize
+from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES, HONORIFICS, PLACE_FOLLOWERS
+
+_PREV_WORD = re.compile(r"([^\W\d_][\w'’.-]*)[ \t]+$")
+_NEXT_WORD = re.compile(r"^[ \t]+([^\W\d_][\w'’-]*)")
+_TITLE_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_OPENERS = "\"'“‘«„(*[-–—•· \t"
+_SENTENCE_END = ".!?:;…\n\r"
+
+
+def is_common_word(text: str) -> bool:
+    key = normalize(text).strip()
+    return " " not in key and key in COMMON_WORDS
+
+
+def is_capitalised(text: str) -> bool:
+    """First letter upper case, or a script without case (CJK, Arabic, ...)."""
+    first = text[:1]
+    return bool(first) and (first.isupper() or not first.islower())
+
+
+def is_all_caps(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) > 1 and all(c.isupper() for c in letters)
+
+
+def sentence_initial(orig: str, start: int) -> bool:
+    """Whether the word at ``start`` opens a sentence, line or the field."""
+    i = start
+    while i > 0 and orig[i - 1] in _OPENERS:
+        i -= 1
+    if i == 0:
+        return True
+    if orig[i - 1] in _SENTENCE_END:
+        return True
+    return "\n" in orig[i:start]
+
+
+def headline_cased(title: str) -> bool:
+    """Most longer words capitalised (``Flooding In Bath Leaves Hundreds Homeless``) or all caps."""
+    words = [w for w in _TITLE_WORD.findall(title) if len(w) >= 4]
+    if len(words) < 2:
+        return False
+    caps = sum(1 for w in words if w[0].isupper())
+    return caps / len(words) >= 0.75
+
+
+def person_name(orig: str, start: int, end: int) -> bool:
+    """``Jack London``, ``Mr London``, ``Paris Hilton``: the found place is part of a name."""
+    before = _PREV_WORD.search(orig, max(0, start - 40), start)
+    if before and before.group(1)[0].isupper():
+        prev = before.group(1).rstrip(".").casefold()
+        if prev in HONORIFICS:
+            return True
+        if prev in FIRST_NAMES and (
+            prev not in COMMON_WORDS or not sentence_initial(orig, before.start(1))
+        ):
+            return True
+    found = orig[start:end]
+    if normalize(found).strip() in FIRST_NAMES:
+        after = _NEXT_WORD.match(orig[end : end + 40])
+        if after:
+            nxt = after.group(1)
+            if (
+                nxt[0].isupper()
+                and not is_all_caps(nxt)
+                and nxt.casefold() not in PLACE_FOLLOWERS
+                and nxt.casefold() not in COMMON_WORDS
+            ):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- Cyrillic
+
+_CYR = re.compile(r"^[\u0400-\u04ff]+$")
+_UA_ALTERNATION = re.compile(r"([іїІЇ])([^аеєиіїоуюяёыэьАЕЄИІЇОУЮЯЁЫЭ]+)$")
+
+
+def cyrillic_forms(name: str) -> list[str]:
+    """Inflected forms of a Cyrillic place name (last word only), besides the name itself.
+
+    Russian and Ukrainian nouns take case endings: Москва -> Москвы, Москве, Москву, Москвой;
+    Київ -> Києва, Києву, Києві, Києвом (Ukrainian і/ї in the last closed syllable becomes
+    о/е/є in the other cases: Львів -> Львова, Харків -> Харкова). Names ending in о, е, и, ы,
+    у, ю, э (Осло, Токио) do not decline and get no extra forms.
+    """
+    head, _, last = name.rpartition(" ")
+    if not _CYR.match(last) or len(last) < 3:
+        return []
+    prefix = f"{head} " if head else ""
+    low = last[-1].lower()
+    forms: set[str] = set()
+    if low == "а":
+        stem = last[:-1]
+        forms.update(stem + e for e in ("ы", "и", "е", "і", "у", "ой", "ою", "ою"))
+    elif low == "я":
+        stem = last[:-1]
+        forms.update(stem + e for e in ("и", "і", "е", "ю", "ей", "ею", "єю"))
+    elif low == "ь":
+        stem = last[:-1]
+        forms.update(stem + e for e in ("и", "і", "ью", "я", "ю", "е", "ем", "ем", "ю"))
+    elif low == "й":
+        stem = last[:-1]
+        forms.update(stem + e for e in ("я", "ю", "е", "ем", "ї", "єм"))
+    elif low in "оеиыуюэіїє":
+        return []
+    else:
+        stems = {last}
+        m = _UA_ALTERNATION.search(last)
+        if m:
+            vowel, tail = m.group(1), m.group(2)
+            base = last[: m.start()]
+            if vowel in "ії":
+                stems.add(base + "о" + tail)
+                stems.add(base + "е" + tail)
+            if vowel == "ї":
+                stems.add(base + "є" + tail)
+        for stem in stems:
+            forms.update(stem + e for e in ("а", "у", "е", "і", "ом", "ем", "ові", "ою"))
+    forms.discard(last)
+    return sorted(prefix + f for f in forms)
