@@ -81,3 +81,17 @@ async def test_digest_is_one_notification() -> None:
         assert (await sender_for(f"json://127.0.0.1:{r.port}/").send(alerts)).ok
         (req,) = await r.wait_for(1)
     assert req.json()["message"] == body
+
+
+async def test_apprise_debug_logs_never_carry_the_url(caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with WebhookReceiver(script=[Reply(503, "down")]) as r:
+        url = f"json://bot:hunter2token@127.0.0.1:{r.port}/hook/abcdef123456"
+        sender = sender_for(url)
+        caplog.set_level(logging.DEBUG)  # even with the whole tree at DEBUG
+        await sender.send([sample_alert()])
+    assert caplog.records  # apprise did log something (its INFO/WARNING lines)
+    for secret in ("hunter2token", "abcdef123456"):
+        assert secret not in caplog.text

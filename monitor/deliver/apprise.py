@@ -111,6 +111,12 @@ class AppriseSender:
         self._secrets = _url_secrets(self._url)
         self._apprise: Any = None
         self._lock = threading.Lock()
+        # DEBUG lines of apprise and of urllib3 (under requests) show URL paths, which hold the
+        # tokens of many services; their INFO and WARNING lines do not.
+        for logger_name in ("apprise", "urllib3"):
+            lib_log = logging.getLogger(logger_name)
+            if lib_log.level < logging.INFO:
+                lib_log.setLevel(logging.INFO)
 
     def _instance(self) -> Any:
         with self._lock:
