@@ -83,7 +83,7 @@ class Newsroom:
     def _page(self, it: Item) -> None:
         path = f"/news/{it.slug}.html"
         published = self.now - timedelta(hours=it.hours_ago)
-        if path in self.server._routes:  # noqa: SLF001 - a second feed linking the same page
+        if path in self.server._routes:
             return
         from aiohttp import web
 
@@ -104,7 +104,7 @@ class Newsroom:
         items = []
         for it in feed.items:
             published = format_datetime(self.now - timedelta(hours=it.hours_ago))
-            guid = f"<guid isPermaLink=\"false\">{html.escape(it.guid)}</guid>" if it.guid else ""
+            guid = f'<guid isPermaLink="false">{html.escape(it.guid)}</guid>' if it.guid else ""
             items.append(
                 f"<item><title>{html.escape(it.title)}</title><link>{html.escape(self._link(it))}</link>"
                 f"{guid}<pubDate>{published}</pubDate>"
@@ -121,7 +121,7 @@ class Newsroom:
         for it in feed.items:
             ts = (self.now - timedelta(hours=it.hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
             entries.append(
-                f"<entry><title>{html.escape(it.title)}</title><link href=\"{html.escape(self._link(it))}\"/>"
+                f'<entry><title>{html.escape(it.title)}</title><link href="{html.escape(self._link(it))}"/>'
                 f"<id>{html.escape(it.guid or 'urn:test:' + it.slug)}</id><updated>{ts}</updated>"
                 f"<summary>{html.escape(it.summary)}</summary></entry>"
             )

@@ -31,7 +31,9 @@ from tests.receivers import ReceivedRequest, WebhookReceiver
 SECRET = "whsec_" + base64.b64encode(b"an independent test key, 32 byte").decode()
 
 
-def verify_standard_webhook(secret: str, req: ReceivedRequest, tolerance: float = 300) -> dict[str, Any]:
+def verify_standard_webhook(
+    secret: str, req: ReceivedRequest, tolerance: float = 300
+) -> dict[str, Any]:
     """Standard Webhooks verification written from the spec, independent of feedwatch's code."""
     msg_id = req.headers["webhook-id"]
     ts = req.headers["webhook-timestamp"]
@@ -39,7 +41,11 @@ def verify_standard_webhook(secret: str, req: ReceivedRequest, tolerance: float 
     key = base64.b64decode(secret.split("_", 1)[1])
     signed = msg_id.encode() + b"." + ts.encode() + b"." + req.body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    given = [part.split(",", 1)[1] for part in req.headers["webhook-signature"].split(" ") if part.startswith("v1,")]
+    given = [
+        part.split(",", 1)[1]
+        for part in req.headers["webhook-signature"].split(" ")
+        if part.startswith("v1,")
+    ]
     assert any(hmac.compare_digest(expected, g) for g in given), "signature does not verify"
     payload = req.json()
     assert payload["id"] == msg_id
@@ -148,7 +154,9 @@ async def server() -> Any:
         yield srv
 
 
-async def test_once_alerts_exactly_the_matching_articles(tmp_path: Path, server: HostileServer) -> None:
+async def test_once_alerts_exactly_the_matching_articles(
+    tmp_path: Path, server: HostileServer
+) -> None:
     room = Newsroom(server)
     world = room.add(Feed("/world.xml", "Test Gazette World", [WILDFIRE, CHROME_ONLY, DRILL, OLD]))
     # The same wildfire story again in a second feed, under a tracking-parameter URL.
@@ -160,7 +168,9 @@ async def test_once_alerts_exactly_the_matching_articles(tmp_path: Path, server:
     )
     science = room.add(Feed("/science.atom", "Test Science", [ARCTIC, syndicated], atom=True))
     async with WebhookReceiver() as hook:
-        cfg = write_config(tmp_path, config_text(tmp_path / "fw.db", [(world, "World"), (science, None)], hook.url))
+        cfg = write_config(
+            tmp_path, config_text(tmp_path / "fw.db", [(world, "World"), (science, None)], hook.url)
+        )
         daemon = await run_once(cfg)
         assert daemon.stats.errors == 0
         payloads = [verify_standard_webhook(SECRET, r) for r in hook.requests]
@@ -168,17 +178,24 @@ async def test_once_alerts_exactly_the_matching_articles(tmp_path: Path, server:
         # Wildfire story once (not again via the syndicated copy), the Arctic story; nothing from the
         # cycle-lane page (its chrome mentions wildfires), the drill (excluded), or the old story.
         assert len(payloads) == 2, titles
-        assert any(t in ("Villages evacuated as flames spread", "Syndicated: villages evacuated") for t in titles)
+        assert any(
+            t in ("Villages evacuated as flames spread", "Syndicated: villages evacuated")
+            for t in titles
+        )
         assert "Smoke reaches the Arctic" in titles
         arctic = next(p for p in payloads if p["article"]["title"] == "Smoke reaches the Arctic")
         assert set(arctic) == {"type", "id", "watchlist", "article", "matches"}
         assert arctic["type"] == "match" and arctic["watchlist"] == "wildfire-evacuations"
         assert set(arctic["article"]) == {"url", "title", "published", "feed", "summary"}
-        assert arctic["article"]["feed"] == "Test Science"  # the feed's own title when none is configured
+        assert (
+            arctic["article"]["feed"] == "Test Science"
+        )  # the feed's own title when none is configured
         assert arctic["article"]["published"].endswith("Z")
         m = arctic["matches"][0]
         assert set(m) == {"kind", "term", "text", "snippet"}
-        assert m["kind"] == "keyword" and m["term"] == "wildfire*" and m["text"].lower() == "wildfires"
+        assert (
+            m["kind"] == "keyword" and m["term"] == "wildfire*" and m["text"].lower() == "wildfires"
+        )
         assert "boreal wildfires" in m["snippet"]
 
         # The old story is stored, but not alerted.
@@ -219,9 +236,20 @@ def daemon_start() -> Any:
 async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServer) -> None:
     room = Newsroom(server)
     good = room.add(Feed("/good.xml", "Good", [WILDFIRE]))
-    server.feed("/junk.xml", b"<rss><channel><item><title>unterminated", content_type="application/rss+xml")
-    server.feed("/html.xml", b"<html><head><link rel='alternate' type='application/rss+xml' href='/real.xml'></head><body>hi</body></html>", content_type="text/html")
-    feeds = [(good, "Good"), (server.url("/junk.xml"), "Junk"), (server.url("/status/500"), "Down"), (server.url("/html.xml"), "Page")]
+    server.feed(
+        "/junk.xml", b"<rss><channel><item><title>unterminated", content_type="application/rss+xml"
+    )
+    server.feed(
+        "/html.xml",
+        b"<html><head><link rel='alternate' type='application/rss+xml' href='/real.xml'></head><body>hi</body></html>",
+        content_type="text/html",
+    )
+    feeds = [
+        (good, "Good"),
+        (server.url("/junk.xml"), "Junk"),
+        (server.url("/status/500"), "Down"),
+        (server.url("/html.xml"), "Page"),
+    ]
     async with WebhookReceiver() as hook:
         cfg = write_config(tmp_path, config_text(tmp_path / "fw.db", feeds, hook.url))
         daemon = await run_once(cfg)
@@ -239,16 +267,35 @@ async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServe
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     status = {f["name"]: f for f in json.loads(out)["feeds"]}
-    assert set(status["Good"]) == {"name", "url", "http_status", "last_poll", "next_poll", "error_count", "last_error", "disabled", "disabled_reason", "items_per_day"}
+    assert set(status["Good"]) == {
+        "name",
+        "url",
+        "http_status",
+        "last_poll",
+        "next_poll",
+        "error_count",
+        "last_error",
+        "disabled",
+        "disabled_reason",
+        "items_per_day",
+    }
     assert status["Good"]["error_count"] == 0 and status["Good"]["http_status"] == 200
     assert status["Down"]["error_count"] == 1 and status["Down"]["http_status"] == 500
     assert "500" in status["Down"]["last_error"]
     assert status["Page"]["error_count"] == 1 and "real.xml" in status["Page"]["last_error"]
 
 
-async def test_extraction_failure_falls_back_to_summary(tmp_path: Path, server: HostileServer) -> None:
+async def test_extraction_failure_falls_back_to_summary(
+    tmp_path: Path, server: HostileServer
+) -> None:
     room = Newsroom(server)
-    missing = Item("missing", "Ministry statement", [], summary="A wildfire near the coast is under control.", page_status=404)
+    missing = Item(
+        "missing",
+        "Ministry statement",
+        [],
+        summary="A wildfire near the coast is under control.",
+        page_status=404,
+    )
     feed = room.add(Feed("/f.xml", "F", [missing]))
     async with WebhookReceiver() as hook:
         cfg = write_config(tmp_path, config_text(tmp_path / "fw.db", [(feed, "F")], hook.url))
@@ -268,7 +315,19 @@ async def test_extraction_failure_falls_back_to_summary(tmp_path: Path, server: 
 async def test_require_and_feed_filter(tmp_path: Path, server: HostileServer) -> None:
     room = Newsroom(server)
     a = room.add(Feed("/a.xml", "A", [WILDFIRE, ARCTIC]))
-    b = room.add(Feed("/b.xml", "B", [Item("b1", "Wildfire in the hills", ["A wildfire burned in the hills near the capital."])]))
+    b = room.add(
+        Feed(
+            "/b.xml",
+            "B",
+            [
+                Item(
+                    "b1",
+                    "Wildfire in the hills",
+                    ["A wildfire burned in the hills near the capital."],
+                )
+            ],
+        )
+    )
     watch = """
   - name: svalbard
     keywords: [wildfire*]
@@ -277,7 +336,10 @@ async def test_require_and_feed_filter(tmp_path: Path, server: HostileServer) ->
     channels: [hook]
 """
     async with WebhookReceiver() as hook:
-        cfg = write_config(tmp_path, config_text(tmp_path / "fw.db", [(a, "A"), (b, "B")], hook.url, watchlist=watch))
+        cfg = write_config(
+            tmp_path,
+            config_text(tmp_path / "fw.db", [(a, "A"), (b, "B")], hook.url, watchlist=watch),
+        )
         await run_once(cfg)
         payloads = [verify_standard_webhook(SECRET, r) for r in hook.requests]
         assert [p["article"]["title"] for p in payloads] == ["Smoke reaches the Arctic"]
@@ -285,7 +347,9 @@ async def test_require_and_feed_filter(tmp_path: Path, server: HostileServer) ->
         assert "keyword" in kinds
 
 
-async def test_restart_alerts_nothing_twice_even_without_validators(tmp_path: Path, server: HostileServer) -> None:
+async def test_restart_alerts_nothing_twice_even_without_validators(
+    tmp_path: Path, server: HostileServer
+) -> None:
     room = Newsroom(server)
     feed = room.add(Feed("/n.xml", "N", [WILDFIRE, ARCTIC], etag=None))
     async with WebhookReceiver() as hook:
@@ -296,12 +360,19 @@ async def test_restart_alerts_nothing_twice_even_without_validators(tmp_path: Pa
         d2 = await run_once(cfg)
         assert [r.status for r in d2.stats.results] == ["unchanged"]
         # A changed body with the same items plus one new: only the new one alerts.
-        extra = Item("new-fire", "New fire reported", ["A new wildfire was reported near the border on Sunday."])
+        extra = Item(
+            "new-fire",
+            "New fire reported",
+            ["A new wildfire was reported near the border on Sunday."],
+        )
         room.add(Feed("/n.xml", "N", [extra, WILDFIRE, ARCTIC], etag=None))
         d3 = await run_once(cfg)
         assert d3.stats.new_articles == 1
         assert len(hook.requests) == 3
-        assert verify_standard_webhook(SECRET, hook.requests[2])["article"]["title"] == "New fire reported"
+        assert (
+            verify_standard_webhook(SECRET, hook.requests[2])["article"]["title"]
+            == "New fire reported"
+        )
         ids = [r.headers["webhook-id"] for r in hook.requests]
         assert len(set(ids)) == 3
 
@@ -331,13 +402,17 @@ async def test_cli_run_once_then_nothing_new(tmp_path: Path, server: HostileServ
         verify_standard_webhook(SECRET, hook.requests[0])
 
 
-async def test_sigterm_stops_running_daemon_within_10s(tmp_path: Path, server: HostileServer) -> None:
+async def test_sigterm_stops_running_daemon_within_10s(
+    tmp_path: Path, server: HostileServer
+) -> None:
     room = Newsroom(server)
     feed = room.add(Feed("/w.xml", "W", [WILDFIRE]))
     # A second feed that hangs: shutdown must not wait for it forever.
     async with WebhookReceiver() as hook:
         path = tmp_path / "feedwatch.yaml"
-        path.write_text(config_text(tmp_path / "fw.db", [(feed, "W"), (server.url("/hang"), "Hang")], hook.url))
+        path.write_text(
+            config_text(tmp_path / "fw.db", [(feed, "W"), (server.url("/hang"), "Hang")], hook.url)
+        )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "monitor.cli", "run", "--config", str(path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_cli_env(),
@@ -347,7 +422,7 @@ async def test_sigterm_stops_running_daemon_within_10s(tmp_path: Path, server: H
             assert server.hits["/hang"] >= 1
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(proc.communicate(), 15)
+            _out, err = await asyncio.wait_for(proc.communicate(), 15)
             elapsed = time.monotonic() - t0
         finally:
             if proc.returncode is None:

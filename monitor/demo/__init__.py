@@ -115,7 +115,9 @@ def _rss(site: dict[str, Any], items: list[tuple[Story, str, datetime]], base: s
 
 
 def _atom(site: dict[str, Any], items: list[tuple[Story, str, datetime]], base: str) -> str:
-    updated = max((p for _, _, p in items), default=datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    updated = max((p for _, _, p in items), default=datetime.now(UTC)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     parts = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<feed xmlns="http://www.w3.org/2005/Atom">',
@@ -165,8 +167,12 @@ class DemoServer:
                     link = f"{self.base}/{origin}/{s.slug}.html{s.tracking}"
                     items.append((s, link, self._published(s)))
                 if name.endswith(".atom"):
-                    return web.Response(text=_atom(site, items, self.base), content_type="application/atom+xml")
-                return web.Response(text=_rss(site, items, self.base), content_type="application/rss+xml")
+                    return web.Response(
+                        text=_atom(site, items, self.base), content_type="application/atom+xml"
+                    )
+                return web.Response(
+                    text=_rss(site, items, self.base), content_type="application/rss+xml"
+                )
         raise web.HTTPNotFound()
 
     async def _page(self, request: web.Request) -> web.Response:
@@ -186,7 +192,7 @@ class DemoServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base = f"http://127.0.0.1:{port}"
         return self.base
 
@@ -217,8 +223,18 @@ async def run_demo(keep: Path | None = None) -> int:
         async with DemoServer() as server:
             text = demo_config_text(server.base, workdir / "demo.db")
             cfg = load_config_text(text, base_dir=workdir, source="demo")
-            print(f"feedwatch demo: serving {len(server.stories)} sample stories in 2 feeds on {server.base}", file=out)
-            print("watchlists: " + "; ".join(f"{w.name} ({', '.join(w.keywords + [p.name for p in w.places])})" for w in cfg.watchlists), file=out)
+            print(
+                f"feedwatch demo: serving {len(server.stories)} sample stories in 2 feeds on {server.base}",
+                file=out,
+            )
+            print(
+                "watchlists: "
+                + "; ".join(
+                    f"{w.name} ({', '.join(w.keywords + [p.name for p in w.places])})"
+                    for w in cfg.watchlists
+                ),
+                file=out,
+            )
             print("polling, extracting, matching...\n", file=out, flush=True)
             async with Daemon(cfg) as daemon:
                 await daemon.run_once()
