@@ -25,6 +25,7 @@ from monitor.fetch import Fetcher
 from monitor.lag import LagProbe
 from monitor.logs import register_secrets
 from monitor.match import Matcher
+from monitor.netguard import AddressPolicy, GuardedResolver
 from monitor.pipeline import Pipeline, PollResult
 from monitor.settings import Config, FeedConfig, iter_secrets
 from monitor.workers import CpuPool
@@ -82,7 +83,11 @@ class Daemon:
             [FeedSpec(key=f.url, name=f.name) for f in self.feeds.values()]
         )
         await self.fetcher.__aenter__()
+        # Channels get the same SSRF guard as feeds: the resolver drops non-public addresses, so
+        # a webhook host that re-resolves to 169.254.169.254 is refused at connect time too.
+        policy_net = AddressPolicy(allow_private=self.cfg.fetch.allow_private_networks)
         self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy_net), limit=256),
             timeout=aiohttp.ClientTimeout(total=60),
             headers={"User-Agent": self.cfg.fetch.user_agent},
         )
