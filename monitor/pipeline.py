@@ -156,6 +156,8 @@ class Pipeline:
         if parsed.warning:
             log.warning("feed parsed with problems feed=%r warning=%r", name, parsed.warning)
 
+        if not feed.name and parsed.title:
+            name = parsed.title  # the feed's own title, known from its first successful poll
         result = await self._ingest(feed, state, name, parsed, now)
         # Learn the publishing rate for `interval: auto` and `status`.
         since = (now - state.last_success).total_seconds() if state.last_success else None
