@@ -492,8 +492,14 @@ class _Builder:
             return
         forms = self._place_forms
         longest = max(f.count(" ") for f in forms) + 1
-        candidates = list(self._gaz.primary_index())
-        candidates += list(self._gaz.country_keys())
+        gaz = self._gaz
+        candidates = list(gaz.primary_index())
+        candidates += list(gaz.country_keys())
+        candidates += [normalize(n).strip() for n in gaz.us_states.values()]
+        for i, city in enumerate(gaz.cities):  # biggest first: their other names too
+            if city.population < 1_000_000:
+                break
+            candidates += [normalize(n).strip() for n in gaz.names(i) if " " in n.strip()]
         for name in candidates:
             words = name.split(" ")
             if len(words) < 2 or name in forms:

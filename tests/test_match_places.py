@@ -1,0 +1,178 @@
+"""Places through the gazetteer: spellings, scripts, radius, countries, common words, persons."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from monitor.match import Document, Matcher
+from monitor.match.places import cyrillic_forms
+from monitor.settings import Watchlist
+
+
+def build(*places: object, **kw: object) -> Matcher:
+    return Matcher.build([Watchlist(name="w", places=list(places), **kw)])  # type: ignore[arg-type]
+
+
+def found(m: Matcher, body: str, title: str = "") -> list[tuple[str, str | None]]:
+    res = m.match(Document(title=title, summary="", body=body))
+    return [(x.text, x.place) for x in res.get("w", [])]
+
+
+@pytest.fixture(scope="module")
+def europe() -> Matcher:
+    return build("Munich", "Lisbon", "Moscow", "Kyiv", "New York", "Rio de Janeiro", "Tokyo")
+
+
+def test_spellings_and_scripts(europe: Matcher) -> None:
+    assert found(europe, "Thousands gathered in München for the opening of Oktoberfest.") == [
+        ("München", "Munich")
+    ]
+    assert found(europe, "Вчера в Мюнхен прибыли делегации.") == [("Мюнхен", "Munich")]
+    assert found(europe, "Flights from Lisboa were cancelled on Friday.") == [("Lisboa", "Lisbon")]
+    assert found(europe, "東京で大雨の警報が出された。") == [("東京", "Tokyo")]
+
+
+def test_multi_word_places(europe: Matcher) -> None:
+    body = "Storms moved from New York to Rio de Janeiro, where streets flooded."
+    assert sorted(found(europe, body)) == [
+        ("New York", "New York City"),
+        ("Rio de Janeiro", "Rio de Janeiro"),
+    ]
+
+
+def test_longer_gazetteer_names_win() -> None:
+    m = build("York", "Porto")
+    assert found(m, "Officials in New York said the storm passed.") == []
+    assert found(m, "Heavy rain fell on Porto Alegre on Sunday.") == []
+    assert found(m, "Heavy rain fell on Porto and York on Sunday.") == [
+        ("Porto", "Porto"),
+        ("York", "York"),
+    ]
+
+
+def test_cyrillic_inflections(europe: Matcher) -> None:
+    cases = {
+        "Переговоры прошли в Москве в понедельник.": "Москве",
+        "Делегация прибыла из Москвы утром.": "Москвы",
+        "Он уехал в Москву на поезде.": "Москву",
+        "Над Москвой прошёл сильный дождь.": "Москвой",
+        "Вибухи пролунали в Києві вночі.": "Києві",
+        "Він повернувся до Києва у вівторок.": "Києва",
+    }
+    for body, text in cases.items():
+        got = found(europe, body)
+        assert [t for t, _ in got] == [text], body
+    assert found(europe, "Город Москвабад не существует.") == []
+    assert "Москве" in cyrillic_forms("Москва")
+    assert {"Києві", "Києва"} <= set(cyrillic_forms("Київ"))
+    assert {"Львова", "Львові"} <= set(cyrillic_forms("Львів"))
+    assert cyrillic_forms("Осло") == []
+
+
+def test_radius_reports_the_town_found() -> None:
+    m = build({"name": "Porto", "country": "PT", "within_km": 50})
+    body = "Firefighters in Póvoa de Varzim fought the blaze through the night."
+    assert found(m, body) == [("Póvoa de Varzim", "Póvoa de Varzim")]  # ~30 km from Porto
+    assert found(m, "Firefighters in Coimbra fought the blaze.") == []  # ~100 km away
+    narrow = build({"name": "Porto", "country": "PT", "within_km": 10})
+    assert found(narrow, body) == []
+
+
+def test_country_narrows_an_ambiguous_name() -> None:
+    texas = build({"name": "Paris", "country": "US", "within_km": 40})
+    france = build({"name": "Paris", "country": "FR"})
+    plain = build("Paris")
+    us_story = "A tornado damaged homes in Paris, Texas, late on Sunday."
+    fr_story = "Protesters marched through Paris on Sunday, French police said."
+    assert found(texas, us_story) == [("Paris", "Paris")]
+    assert found(texas, fr_story) == []  # the smaller Paris needs its own context
+    assert found(france, fr_story) == [("Paris", "Paris")]
+    assert found(france, us_story) == []  # a namesake's state is named, France is not
+    assert found(plain, fr_story) == [("Paris", "Paris")]
+    # within_km follows the chosen Paris: Texas towns, not Versailles
+    assert found(texas, "Schools in Versailles reopened, French officials said.") == []
+    with pytest.raises(ValueError, match="unknown country 'Narnia'"):
+        build({"name": "Paris", "country": "Narnia"})
+    with pytest.raises(ValueError, match="unknown place 'Atlantisville'"):
+        build("Atlantisville")
+    with pytest.raises(ValueError, match="unknown place 'Lisbon' in Japan"):
+        build({"name": "Lisbon", "country": "JP"})
+
+
+def test_common_word_places() -> None:
+    m = build("Bath", "Mobile", "Split", "Nice", "Reading")
+    ordinary = [
+        "The hope is that a bath will help, she said.",
+        "Mobile phones were banned in classrooms from September.",
+        "Split decision: the judges could not agree.",
+        "It was a nice day and reading was a pleasure.",
+        "Reading the report, analysts saw a split in the market.",
+        "BATH SALTS RECALLED AFTER COMPLAINTS",
+    ]
+    for body in ordinary:
+        assert found(m, body) == [], body
+    assert found(m, "Flooding in Bath, England, closed roads.") == [("Bath", "Bath")]
+    assert found(m, "Residents of Bath were told to stay indoors.") == [("Bath", "Bath")]
+    # headline-cased titles are not running text...
+    assert found(m, "", title="Mobile Phones Banned In Schools Across The Country") == []
+    # ...but context (the country or a nearby place) makes a capitalised name count
+    assert found(m, "Heavy rain in Croatia.", title="Split Braces For Storm") == [
+        ("Split", "Split")
+    ]
+    assert found(m, "Split was hit by storms overnight, Croatian media said.") == [
+        ("Split", "Split")
+    ]
+
+
+def test_person_names_are_not_places() -> None:
+    m = build("London", "Paris")
+    assert found(m, "The novels of Jack London sold well in Germany.") == []
+    assert found(m, "Socialite Paris Hilton opened a new boutique.") == []
+    assert found(m, "Paris Hilton said on Monday she would return.") == []
+    assert found(m, "A former aide, Mr London, declined to comment.") == []
+    assert found(m, "Officers from the Paris Police arrived at the scene.") == [("Paris", "Paris")]
+    assert found(m, "Flights to London and Paris were delayed.") == [
+        ("London", "London"),
+        ("Paris", "Paris"),
+    ]
+    assert found(m, "Visitors in paris complained.") == []  # not a proper noun
+
+
+def test_country_and_demonym() -> None:
+    m = build("Portugal")
+    assert found(m, "Wildfires spread across Portugal on Monday.") == [("Portugal", "Portugal")]
+    assert found(m, "The Portuguese government declared an emergency.") == [
+        ("Portuguese", "Portugal")
+    ]
+    assert found(m, "Firefighters near Braga worked overnight.") == []
+    wide = build({"name": "Portugal", "country_wide": True})
+    assert found(wide, "Firefighters near Braga worked overnight.") == [("Braga", "Braga")]
+    us = build("United States")
+    assert found(us, "Two Americans were among the injured.") == [("Americans", "United States")]
+
+
+def test_build_time_and_memory_with_gazetteer() -> None:
+    t0 = time.perf_counter()
+    m = Matcher.build(
+        [
+            Watchlist(
+                name="big",
+                places=[
+                    {"name": "Portugal", "country_wide": True},  # type: ignore[list-item]
+                    {"name": "Berlin", "within_km": 100},  # type: ignore[list-item]
+                    "Tokyo",
+                    "Mumbai",
+                ],
+            )
+        ]
+    )
+    elapsed = time.perf_counter() - t0
+    rss = psutil.Process().memory_info().rss / 2**20
+    assert m.key_count > 500
+    assert elapsed < 10, elapsed
+    assert rss < 400, rss  # the whole test process, gazetteer included
+    res = m.match(Document("Storms hit Potsdam and Braga", "", "Roofs were torn off."))
+    assert sorted(x.place for x in res["big"]) == ["Braga", "Potsdam"]
