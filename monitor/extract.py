@@ -5,6 +5,9 @@ Comments, navigation, sidebars and footers are left out, so a watchlist never ma
 
 from __future__ import annotations
 
+import configparser
+import copy
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -36,7 +39,7 @@ def extract_article(html: bytes, url: str) -> Extracted:
         include_images=False,
         include_links=False,
         deduplicate=False,
-        max_tree_size=MAX_TREE_SIZE,
+        config=_config(),
     )
     text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
     if not text:
@@ -51,6 +54,17 @@ def extract_article(html: bytes, url: str) -> Extracted:
         published=_parse_date(getattr(doc, "date", None)),
         language=language,
     )
+
+
+@functools.cache
+def _config() -> configparser.ConfigParser:
+    from trafilatura.settings import DEFAULT_CONFIG
+
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    cfg["DEFAULT"]["MAX_TREE_SIZE"] = str(MAX_TREE_SIZE)
+    # Time limits are ours (workers.py, SIGALRM); trafilatura's own would fight over the signal.
+    cfg["DEFAULT"]["EXTRACTION_TIMEOUT"] = "0"
+    return cfg
 
 
 def _parse_date(value: str | None) -> datetime | None:

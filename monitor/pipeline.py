@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.extract import ExtractError, extract_article
 from monitor.fetch import Fetcher
 from monitor.match import Document, Matcher
-from monitor.models import Entry, FetchError, FetchResponse, NotAFeed, ParsedFeed
+from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
 from monitor.parse import parse_feed
 from monitor.schedule import (
     IntervalPolicy,
@@ -100,6 +100,7 @@ class Pipeline:
         self.matcher = matcher
         self.on_alerts = on_alerts
         self.watchlists = {wl.name: wl for wl in cfg.watchlists}
+        self._pages: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
 
     # ------------------------------------------------------------------ scheduling policy
     def _policy(self, feed: FeedConfig) -> IntervalPolicy:
@@ -280,27 +281,40 @@ class Pipeline:
             cand.extract_error = "the item has no link"
             cand.body = cand.entry.summary
             return
+        # The same story in two feeds polled at once: fetch and extract its page once.
+        key = cand.canonical or url
+        shared = self._pages.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._fetch_extract(url))
+            self._pages[key] = shared
+            shared.add_done_callback(lambda _f: self._pages.pop(key, None))
+        ex, error = await asyncio.shield(shared)
+        if ex is not None:
+            cand.body = ex.text
+            cand.page_published = ex.published
+            cand.language = ex.language
+            cand.author = ex.author
+            return
+        cand.extract_error = error
+        log.info("extract fallback url=%s reason=%r", url, error)
+        cand.body = cand.entry.summary
+
+    async def _fetch_extract(self, url: str) -> tuple[Extracted | None, str | None]:
+        """The page's article text, or why there is none (never raises for a bad page)."""
         try:
             page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
             ex = await self.pool.run(
                 self.cfg.extraction.timeout, extract_article, page.body, page.url
             )
         except FetchError as exc:
-            cand.extract_error = f"page fetch failed: {exc}"
+            return None, f"page fetch failed: {exc}"
         except TaskTimeout:
-            cand.extract_error = f"extraction took longer than {self.cfg.extraction.timeout:g}s"
+            return None, f"extraction took longer than {self.cfg.extraction.timeout:g}s"
         except ExtractError as exc:
-            cand.extract_error = str(exc)
+            return None, str(exc)
         except Exception as exc:
-            cand.extract_error = f"extraction failed: {type(exc).__name__}: {exc}"
-        else:
-            cand.body = ex.text
-            cand.page_published = ex.published
-            cand.language = ex.language
-            cand.author = ex.author
-            return
-        log.info("extract fallback url=%s reason=%r", url, cand.extract_error)
-        cand.body = cand.entry.summary
+            return None, f"extraction failed: {type(exc).__name__}: {exc}"
+        return ex, None
 
     def _article(
         self,
