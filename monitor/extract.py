@@ -15,6 +15,16 @@ from monitor.models import Extracted
 
 # Pages beyond this many elements are pathological for extraction; trafilatura then prunes them.
 MAX_TREE_SIZE = 60_000
+# Page chrome removed before extraction. trafilatura already skips it when it finds an article;
+# pruning first also keeps it out of its last-resort fallback on pages with little text.
+PRUNE_XPATH = [
+    "//nav",
+    "//aside",
+    "//form",
+    "//footer[not(ancestor::article)]",
+    "//header[not(ancestor::article)]",
+    '//*[@role="navigation" or @role="complementary" or @role="contentinfo" or @role="banner"]',
+]
 _LANG_RE = re.compile(
     rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.IGNORECASE
 )
@@ -39,6 +49,7 @@ def extract_article(html: bytes, url: str) -> Extracted:
         include_images=False,
         include_links=False,
         deduplicate=False,
+        prune_xpath=PRUNE_XPATH,
         config=_config(),
     )
     text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
