@@ -9,6 +9,7 @@ second copy of that state in memory; one query for due feeds scales to 10,000 fe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 import time
@@ -79,9 +80,7 @@ class Daemon:
         recover = getattr(self.storage, "recover_in_flight", None)
         if recover is not None:  # one process owns an SQLite file: its old leases are ours to end
             await recover(datetime.now(UTC))
-        await self.storage.sync_feeds(
-            [FeedSpec(key=f.url, name=f.name) for f in self.feeds.values()]
-        )
+        await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
         await self.fetcher.__aenter__()
         # Channels get the same SSRF guard as feeds: the resolver drops non-public addresses, so
         # a webhook host that re-resolves to 169.254.169.254 is refused at connect time too.
@@ -104,7 +103,8 @@ class Daemon:
                 policy,
                 concurrency=ch.concurrency,
                 rate=ch.rate,
-                digest=ch.digest is not None or self._has_digest_watchlist(name),
+                digest=ch.digest is not None,
+                digest_watchlists=self._digest_watchlists(name),
                 timeout=float(getattr(ch, "timeout", 30.0)),
             )
         self.outbox = Outbox(workers, self.storage)
@@ -119,8 +119,13 @@ class Daemon:
         self.lag.start()
         return self
 
-    def _has_digest_watchlist(self, channel: str) -> bool:
-        return any(wl.digest is not None and channel in wl.channels for wl in self.cfg.watchlists)
+    def _digest_watchlists(self, channel: str) -> frozenset[str]:
+        """Watchlists whose alerts this channel gathers into digests (``digest:`` on the watchlist)."""
+        return frozenset(
+            wl.name
+            for wl in self.cfg.watchlists
+            if wl.digest is not None and channel in wl.channels
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         await self.lag.stop()
@@ -252,12 +257,10 @@ class Daemon:
             async with sem:
                 await self._poll(state)
 
-        # Deliver while polling, so early alerts do not wait for the slowest feed.
-        stop_early = asyncio.Event()
-        self.outbox.start(stop_early)
+        # Deliver while polling, so early alerts do not wait for the slowest feed; then the same
+        # workers drain (no send is cut short between the two phases).
+        self.outbox.start(asyncio.Event())
         await asyncio.gather(*(one(s) for s in runnable))
-        stop_early.set()
-        await self.outbox.join(timeout=5)
         deadline = time.monotonic() + self.cfg.delivery.drain_seconds
         remaining = await self.outbox.drain(deadline)
         log.info(
@@ -265,6 +268,12 @@ class Daemon:
             self.stats.polls, self.stats.errors, self.stats.new_articles, self.stats.alerts, remaining,
         )  # fmt: skip
         return 0
+
+
+def feed_spec(feed: FeedConfig) -> FeedSpec:
+    """A feed as storage knows it; the fingerprint changes when the user edits its config entry."""
+    digest = hashlib.sha256(feed.model_dump_json().encode()).hexdigest()[:16]
+    return FeedSpec(key=feed.url, name=feed.name, fingerprint=digest)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

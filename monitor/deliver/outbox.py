@@ -1,14 +1,27 @@
 """Delivery workers: one per channel, each claiming its own rows from the durable outbox.
 
-A row is claimed with a lease before it is sent; a 2xx marks it delivered (and it is never sent
-again); a retryable failure schedules the next attempt per the RetryPolicy; anything else fails it
-permanently but keeps it visible and replayable. Channels never wait for each other.
+A row is claimed (``in_flight``, with a lease) right before it is sent; a 2xx marks it delivered
+and it is never claimed again; a retryable failure puts it back as pending at
+``now + RetryPolicy.next_delay(...)``; a permanent failure keeps it, visible and replayable, as
+``failed``. If the process dies, the row stays ``in_flight``: the next process takes it back at
+start (``recover_in_flight``) or once the lease expires, and sends it again with the same
+``webhook-id``, so a receiver that saw the first request can drop the repeat.
+
+Why rows are claimed only when a send slot is free: a claimed row's lease runs from the claim,
+so a row must not sit in memory behind a slow send or the rate limit. An immediate channel
+therefore claims at most as many rows as it has free slots (one at a time when rate-limited,
+after waiting for the rate). A digest channel claims every due row (up to ``DIGEST_BATCH``) and
+sends them as one message; its lease is sized for that whole batch.
+
+Channels never wait for each other: every worker is its own task, with its own concurrency and
+rate; they share only the database and the HTTP connection pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +34,10 @@ from storage.base import Delivery, Storage
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 30.0  # a worker with nothing due still looks again this often
-DIGEST_BATCH = 500
+DIGEST_BATCH = 500  # rows in one digest message at most
+LEASE_MARGIN = 30.0  # seconds a lease outlives the longest a send may take
+RECORD_TRIES = 3  # attempts to write an outcome before leaving the row to its lease
+SEND_GRACE = 5.0  # the outbox's own deadline on a send, beyond the channel's timeout
 
 
 def _now() -> datetime:
@@ -29,6 +45,8 @@ def _now() -> datetime:
 
 
 class ChannelWorker:
+    """Delivers one channel's outbox rows: bounded concurrency, optional rate, optional digests."""
+
     def __init__(
         self,
         name: str,
@@ -39,106 +57,202 @@ class ChannelWorker:
         concurrency: int = 4,
         rate: float | None = None,
         digest: bool = False,
+        digest_watchlists: frozenset[str] = frozenset(),
         timeout: float = 30.0,
+        clock: Callable[[], datetime] = _now,
     ) -> None:
         self.name = name
         self.sender = sender
         self.storage = storage
         self.policy = policy
-        self.concurrency = concurrency
+        self.concurrency = max(1, concurrency)
         self.min_gap = 1.0 / rate if rate else 0.0
-        self.digest = digest
-        self.lease = timeout + 30.0  # a send can never outlive its lease
+        self.digest = digest  # every row of this channel waits for a digest period
+        self.digest_watchlists = digest_watchlists  # rows of these watchlists do
         self.timeout = timeout
+        self.clock = clock
         self.wake = asyncio.Event()
-        self._last_send = 0.0
-        self._rate_lock = asyncio.Lock()
-        self._sem = asyncio.Semaphore(concurrency)
+        self.deadline: float | None = None  # monotonic; set by Outbox.drain
+        self._last_send = -math.inf
         self.sent = 0
         self.failed = 0
+        self.retried = 0
+
+    # ------------------------------------------------------------------ leases
+    @property
+    def batches(self) -> bool:
+        """Whether this channel ever sends digests (then it claims whole batches)."""
+        return self.digest or bool(self.digest_watchlists)
+
+    def send_limit(self) -> float:
+        """The longest one send may take: the channel timeout plus the outbox's grace."""
+        return self.timeout + SEND_GRACE
+
+    def lease_for(self, rows: int) -> float:
+        """A lease long enough for ``rows`` claimed together to be sent and recorded."""
+        rounds = 1 if not self.batches else 1 + math.ceil(rows / self.concurrency)
+        return rounds * (self.send_limit() + self.min_gap) + LEASE_MARGIN
+
+    # ------------------------------------------------------------------ loop
+    def _halted(self, stop: asyncio.Event | None) -> bool:
+        if stop is not None and stop.is_set():
+            return True
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; sleep until the next row is due or new alerts arrive."""
+        """Deliver until ``stop`` is set, or, once a drain deadline is set, until nothing is due
+        before it. Sleeps until the next row is due or the pipeline wakes it with new alerts."""
         while not stop.is_set():
             try:
-                await self.process_due()
+                await self.process_due(stop)
                 nxt = await self.storage.next_delivery_time([self.name])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("outbox error channel=%s error=%r", self.name, exc)
-                nxt = None
-            delay = (
-                IDLE_POLL
-                if nxt is None
-                else min(IDLE_POLL, max(0.05, (nxt - _now()).total_seconds()))
-            )
+                nxt = self.clock() + timedelta(seconds=1)
+            wait = IDLE_POLL if nxt is None else max(0.0, (nxt - self.clock()).total_seconds())
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if nxt is None or wait > left or left <= 0:
+                    return  # drained: the rest is due after the deadline (or nothing is left)
+            delay = min(IDLE_POLL, max(0.02, wait))
+            if not self.wake.is_set():
+                waiters = [
+                    asyncio.ensure_future(self.wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                try:
+                    await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
             self.wake.clear()
-            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters:
-                    w.cancel()
 
-    async def process_due(self) -> int:
-        """Send every row that is due now; return how many rows were handled."""
+    async def process_due(self, stop: asyncio.Event | None = None) -> int:
+        """Send every row due now (until ``stop`` or the drain deadline); return rows claimed.
+
+        Returns once nothing is due and every send it started has been recorded.
+        """
+        if self.batches:
+            return await self._process_batches(stop)
         handled = 0
-        while True:
-            limit = DIGEST_BATCH if self.digest else self.concurrency * 4
-            rows = await self.storage.claim_deliveries(self.name, _now(), limit, self.lease)
-            if not rows:
-                return handled
-            if self.digest:
-                await self._send_digest(rows)
-            else:
-                await asyncio.gather(*(self._send_one(r) for r in rows))
-            handled += len(rows)
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._halted(stop):
+                if len(in_flight) >= self.concurrency:
+                    await asyncio.wait(set(in_flight), return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                await self._wait_rate()
+                if self._halted(stop):
+                    break
+                limit = 1 if self.min_gap else self.concurrency - len(in_flight)
+                rows = await self.storage.claim_deliveries(
+                    self.name, self.clock(), limit, self.lease_for(limit)
+                )
+                if not rows:
+                    break
+                handled += len(rows)
+                for row in rows:
+                    self._last_send = time.monotonic()
+                    task = asyncio.create_task(self._deliver([row]))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.gather(*in_flight)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            raise
+        return handled
 
-    async def _throttle(self) -> None:
-        if not self.min_gap:
-            return
-        async with self._rate_lock:
+    async def _process_batches(self, stop: asyncio.Event | None) -> int:
+        """Digest-capable channel: claim due rows in batches; digest rows go as one message."""
+        handled = 0
+        sem = asyncio.Semaphore(self.concurrency)
+        while not self._halted(stop):
+            rows = await self.storage.claim_deliveries(
+                self.name, self.clock(), DIGEST_BATCH, self.lease_for(DIGEST_BATCH)
+            )
+            if not rows:
+                break
+            handled += len(rows)
+            grouped = [r for r in rows if self.digest or r.watchlist in self.digest_watchlists]
+            single = [r for r in rows if not (self.digest or r.watchlist in self.digest_watchlists)]
+
+            async def one(batch: list[Delivery]) -> None:
+                async with sem:
+                    if self._halted(stop):
+                        return  # left in flight: the next process takes it back
+                    await self._wait_rate()
+                    self._last_send = time.monotonic()
+                    await self._deliver(batch)
+
+            jobs = [one([r]) for r in single]
+            if grouped:
+                jobs.append(one(grouped))
+            await asyncio.gather(*jobs)
+        return handled
+
+    async def _wait_rate(self) -> None:
+        if self.min_gap:
             wait = self._last_send + self.min_gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._last_send = time.monotonic()
 
+    # ------------------------------------------------------------------ one send
     async def _send(self, payloads: list[dict[str, Any]]) -> SendResult:
-        await self._throttle()
         try:
-            return await asyncio.wait_for(self.sender.send(payloads), self.timeout + 5)
+            return await asyncio.wait_for(self.sender.send(payloads), self.send_limit())
         except TimeoutError:
             return SendResult(ok=False, retryable=True, error=f"no answer within {self.timeout:g}s")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # a sender bug must not kill the worker; the row is retried
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
 
-    async def _send_one(self, row: Delivery) -> None:
-        assert row.payload is not None
-        async with self._sem:
-            result = await self._send([row.payload])
-        await self._record(row, result)
-
-    async def _send_digest(self, rows: list[Delivery]) -> None:
+    async def _deliver(self, rows: list[Delivery]) -> None:
         payloads = [r.payload for r in rows if r.payload is not None]
+        if not payloads:
+            return
         result = await self._send(payloads)
+        # One decision for the whole batch: a retried digest keeps its rows together, so it
+        # is claimed again as the same set and keeps its webhook-id.
+        delay = None
+        if not result.ok and result.retryable:
+            attempts = max(r.attempts for r in rows)
+            delay = self.policy.next_delay(attempts, result.retry_after)
         for row in rows:
-            await self._record(row, result)
+            await self._record(row, result, delay, len(rows))
 
-    async def _record(self, row: Delivery, result: SendResult) -> None:
-        now = _now()
+    async def _record(
+        self, row: Delivery, result: SendResult, delay: float | None, batch: int
+    ) -> None:
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                await self._record_once(row, result, delay, batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "outbox record failed channel=%s alert=%s try=%d error=%r",
+                    self.name, row.alert_id, attempt, exc,
+                )  # fmt: skip
+                if attempt < RECORD_TRIES:
+                    await asyncio.sleep(0.2 * attempt)
+
+    async def _record_once(
+        self, row: Delivery, result: SendResult, delay: float | None, batch: int
+    ) -> None:
+        now = self.clock()
         if result.ok:
             self.sent += 1
             await self.storage.mark_delivered(row.alert_id, self.name, result.status, now)
             log.info(
-                "alert delivered channel=%s alert=%s attempt=%d status=%s",
-                self.name,
-                row.alert_id,
-                row.attempts,
-                result.status,
-            )
+                "alert delivered channel=%s alert=%s attempt=%d status=%s batch=%d",
+                self.name, row.alert_id, row.attempts, result.status, batch,
+            )  # fmt: skip
             return
         error = result.error or (f"HTTP {result.status}" if result.status else "failed")
         first = row.first_attempt or now
@@ -146,26 +260,22 @@ class ChannelWorker:
             self.failed += 1
             await self.storage.mark_failed(row.alert_id, self.name, result.status, error, now)
             log.error(
-                "alert failed permanently channel=%s alert=%s status=%s error=%r",
-                self.name,
-                row.alert_id,
-                result.status,
-                error,
-            )
+                "alert failed permanently channel=%s alert=%s attempts=%d status=%s error=%r",
+                self.name, row.alert_id, row.attempts, result.status, error,
+            )  # fmt: skip
             return
         if self.policy.gives_up(first, now):
             self.failed += 1
-            msg = f"gave up after {self.policy.retry_for / 3600:g}h of retries; last error: {error}"
+            hours = self.policy.retry_for / 3600
+            msg = f"gave up after {row.attempts} attempts over {hours:g}h; last error: {error}"
             await self.storage.mark_failed(row.alert_id, self.name, result.status, msg, now)
             log.error(
                 "alert failed channel=%s alert=%s attempts=%d error=%r",
-                self.name,
-                row.alert_id,
-                row.attempts,
-                msg,
-            )
+                self.name, row.alert_id, row.attempts, msg,
+            )  # fmt: skip
             return
-        delay = self.policy.next_delay(row.attempts, result.retry_after)
+        assert delay is not None
+        self.retried += 1
         nxt = now + timedelta(seconds=delay)
         await self.storage.mark_retry(row.alert_id, self.name, nxt, result.status, error, now)
         log.warning(
@@ -175,44 +285,46 @@ class ChannelWorker:
 
 
 class Outbox:
-    """All channel workers; the daemon starts them, the pipeline wakes them."""
+    """All channel workers; the daemon starts them, the pipeline wakes them, ``drain`` ends them."""
 
     def __init__(self, workers: dict[str, ChannelWorker], storage: Storage) -> None:
         self.workers = workers
         self.storage = storage
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop: asyncio.Event | None = None
 
     def wake(self) -> None:
         for w in self.workers.values():
             w.wake.set()
 
     def start(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         for w in self.workers.values():
             self._tasks.append(asyncio.create_task(w.run(stop), name=f"deliver:{w.name}"))
 
     async def join(self, timeout: float) -> None:
+        """Wait for the workers to end (after ``stop``); cancel what is still running then."""
         if not self._tasks:
             return
         _, pending = await asyncio.wait(self._tasks, timeout=timeout)
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks = []
 
-    async def drain(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> int:
-        """Deliver until nothing is due before ``deadline`` (a monotonic time); return rows still queued.
+    async def drain(self, deadline: float) -> int:
+        """Deliver until nothing is due before ``deadline`` (monotonic); return rows still queued.
 
-        Rows whose next attempt lies past the deadline stay queued for a later run.
+        Every worker keeps going until its next row is due after the deadline (or none is left),
+        then ends; rows past the deadline stay queued for a later run. No new send starts after
+        the deadline; a send already under way may finish (bounded by its channel's timeout).
+        Starts the workers first if ``start`` was not called.
         """
-        names = list(self.workers)
-        while True:
-            await asyncio.gather(*(w.process_due() for w in self.workers.values()))
-            remaining = await self.storage.pending_count(names)
-            if remaining == 0:
-                return 0
-            nxt = await self.storage.next_delivery_time(names)
-            if nxt is None:
-                return remaining
-            wait = (nxt - _now()).total_seconds()
-            if clock() + max(wait, 0) > deadline:
-                return remaining
-            await asyncio.sleep(min(max(wait, 0.02), max(deadline - clock(), 0.02)))
+        if not self._tasks:
+            self.start(asyncio.Event())
+        for w in self.workers.values():
+            w.deadline = deadline
+        self.wake()
+        longest = max((w.lease_for(1) for w in self.workers.values()), default=0.0)
+        await self.join(timeout=max(0.0, deadline - time.monotonic()) + longest)
+        return await self.storage.pending_count(list(self.workers))
