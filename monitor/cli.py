@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     al.add_argument("alert_id", nargs="?", help="with retry: the alert id")
 
+    en = sub.add_parser("enable", parents=[common], help="re-enable a feed disabled after 410 Gone")
+    en.add_argument("feed", help="the feed's name or URL")
+
     ta = sub.add_parser(
         "test-alert", parents=[common], help="send a sample alert through one channel"
     )
@@ -148,6 +151,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(cmd_status(_load(args), as_json=args.json))
     if cmd == "alerts":
         return asyncio.run(cmd_alerts(_load(args), args))
+    if cmd == "enable":
+        return asyncio.run(cmd_enable(_load(args), args.feed))
     if cmd == "test-alert":
         return asyncio.run(cmd_test_alert(_load(args), args.channel))
     if cmd == "try":
@@ -300,6 +305,35 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
                 print(f"    next poll:  {_ago(nxt, now) if nxt else 'now'}")
         if r["error_count"]:
             print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- enable
+
+
+async def cmd_enable(cfg: Config, ref: str) -> int:
+    from storage import open_storage
+
+    matches = [f for f in cfg.feeds if ref in (f.name, f.url)]
+    storage = open_storage(cfg.storage.url)
+    await storage.open()
+    try:
+        if not matches:  # also accept the feed's own title, as `status` shows it
+            states = await storage.list_feeds([f.url for f in cfg.feeds])
+            titled = {s.title: s.key for s in states if s.title}
+            matches = [f for f in cfg.feeds if f.url == titled.get(ref)]
+        if not matches:
+            raise CliError(
+                f"no configured feed named {ref!r} (give its name or URL as in the config)"
+            )
+        state = await storage.get_feed(matches[0].url)
+        if state is None or not state.disabled:
+            print(f"{ref}: not disabled; nothing to do")
+            return EXIT_OK
+        await storage.set_feed_disabled(matches[0].url, None)
+    finally:
+        await storage.close()
+    print(f"{ref}: re-enabled (was: {state.disabled}); it is polled on the next run")
     return EXIT_OK
 
 

@@ -24,6 +24,9 @@ class FeedSpec:
 
     key: str
     name: str | None = None
+    fingerprint: str | None = (
+        None  # of the feed's config entry; a change re-enables a disabled feed
+    )
 
 
 @dataclass(slots=True)

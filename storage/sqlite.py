@@ -439,10 +439,17 @@ class SQLiteStorage:
         now = to_db_time(_now())
         async with self._write() as db:
             await db.executemany(
-                "INSERT INTO feeds (key, url, name, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET name = excluded.name "
-                "WHERE feeds.name IS NOT excluded.name",
-                [(spec.key, spec.key, spec.name, now) for spec in feeds],
+                "INSERT INTO feeds (key, url, name, config_hash, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+                "config_hash = coalesce(excluded.config_hash, feeds.config_hash), "
+                # An edited config entry re-enables a disabled feed and makes it due now.
+                "disabled = CASE WHEN excluded.config_hash IS NOT NULL "
+                "AND feeds.config_hash IS NOT excluded.config_hash THEN NULL ELSE feeds.disabled END, "
+                "next_poll = CASE WHEN feeds.disabled IS NOT NULL AND excluded.config_hash IS NOT NULL "
+                "AND feeds.config_hash IS NOT excluded.config_hash THEN NULL ELSE feeds.next_poll END "
+                "WHERE feeds.name IS NOT excluded.name "
+                "OR (excluded.config_hash IS NOT NULL AND feeds.config_hash IS NOT excluded.config_hash)",
+                [(spec.key, spec.key, spec.name, spec.fingerprint, now) for spec in feeds],
             )
             rows = await db.execute_fetchall(
                 f"SELECT {_FEED_COLUMNS} FROM feeds f "
