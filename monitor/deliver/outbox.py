@@ -216,21 +216,22 @@ class ChannelWorker:
         if not payloads:
             return
         result = await self._send(payloads)
-        # One decision for the whole batch: a retried digest keeps its rows together, so it
-        # is claimed again as the same set and keeps its webhook-id.
+        # One decision and one clock reading for the whole batch: a retried digest's rows get
+        # the same next attempt, so they are claimed again together and keep their webhook-id.
+        now = self.clock()
         delay = None
         if not result.ok and result.retryable:
             attempts = max(r.attempts for r in rows)
             delay = self.policy.next_delay(attempts, result.retry_after)
         for row in rows:
-            await self._record(row, result, delay, len(rows))
+            await self._record(row, result, now, delay, len(rows))
 
     async def _record(
-        self, row: Delivery, result: SendResult, delay: float | None, batch: int
+        self, row: Delivery, result: SendResult, now: datetime, delay: float | None, batch: int
     ) -> None:
         for attempt in range(1, RECORD_TRIES + 1):
             try:
-                await self._record_once(row, result, delay, batch)
+                await self._record_once(row, result, now, delay, batch)
                 return
             except asyncio.CancelledError:
                 raise
@@ -243,9 +244,8 @@ class ChannelWorker:
                     await asyncio.sleep(0.2 * attempt)
 
     async def _record_once(
-        self, row: Delivery, result: SendResult, delay: float | None, batch: int
+        self, row: Delivery, result: SendResult, now: datetime, delay: float | None, batch: int
     ) -> None:
-        now = self.clock()
         if result.ok:
             self.sent += 1
             await self.storage.mark_delivered(row.alert_id, self.name, result.status, now)
