@@ -210,11 +210,10 @@ class Pipeline:
         if exc.kind == "gone":
             update.disabled = "410 Gone: the server says this feed was removed"
             log.error("feed disabled feed=%r url=%s reason=%r", name, state.url, update.disabled)
-        elif exc.kind == "rate_limited":
-            wait = (
-                exc.retry_after if exc.retry_after is not None else error_backoff(interval, errors)
-            )
-            wait = min(max(wait, 1.0), 7 * 86400)
+        elif exc.kind == "rate_limited" and exc.retry_after is not None:
+            # The server named a time: nobody (not even `run --once`) asks before it, but a
+            # week at most, whatever it says. Without Retry-After a 429/503 is a plain backoff.
+            wait = min(max(exc.retry_after, 1.0), 7 * 86400)
             update.retry_after = after(now, wait)
             update.next_poll = max(update.next_poll, update.retry_after)
         log.warning(
