@@ -8,6 +8,7 @@ checked against the uses of its key (which watchlist, which kind of term, place 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import ahocorasick
 
 from monitor.match.keywords import Term, automaton_key, parse_term
-from monitor.match.normalize import FieldText, accent_key, accents_agree, normalize
+from monitor.match.normalize import (
+    UNSPACED_RANGES,
+    FieldText,
+    accent_key,
+    accents_agree,
+    normalize,
+)
 from monitor.match.places import (
     cyrillic_forms,
     headline_cased,
@@ -38,6 +45,9 @@ FIELDS = ("title", "summary", "body")
 KEYWORD, PLACE, REQUIRE, EXCLUDE, CONTEXT, BLOCK = range(6)
 _KIND_NAMES = {KEYWORD: "keyword", PLACE: "place", REQUIRE: "require"}
 _KIND_RANK = {KEYWORD: 0, PLACE: 0, REQUIRE: 1}
+_UNSPACED_RE = re.compile(
+    "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in UNSPACED_RANGES) + "]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +138,17 @@ class Matcher:
         self,
         watchlists: list[_Watchlist],
         keys: list[_Key],
-        automaton: Any,
+        automata: tuple[Any, Any],
     ) -> None:
         self._watchlists = watchlists
         self._keys = keys
-        self._automaton = automaton
+        # watchlists with no keywords, places or require: every article of their feeds
+        self._always = [i for i, w in enumerate(watchlists) if not (w.n_any or w.n_require)]
+        # Keys that start with a word-boundary space, and keys that start with a character of a
+        # script written without spaces (CJK, Thai). Two automata because pyahocorasick looks
+        # up a node's children linearly: thousands of CJK first characters at the root would
+        # slow every character of every article about threefold.
+        self._automaton, self._unspaced = automata
 
     # ------------------------------------------------------------------ build
 
@@ -165,7 +181,7 @@ class Matcher:
                 )
             )
         builder.add_blockers()
-        matcher = cls(compiled, builder.keys, builder.automaton())
+        matcher = cls(compiled, builder.keys, builder.automata())
         log.info(
             "matcher built watchlists=%d keys=%d seconds=%.3f",
             len(compiled),
@@ -200,15 +216,22 @@ class Matcher:
         norm = ft.norm
         keys = self._keys
         out: list[tuple[int, int, int]] = []
-        if not keys:
-            return out
-        for end, kid in self._automaton.iter(norm):
-            k = keys[kid]
-            s = end - k.length + 1 + k.lead
-            e = end + 1 - k.trail
-            if k.prefix:
-                e = norm.find(" ", end + 1)
-            out.append((s, e, kid))
+        if self._automaton is not None:
+            for end, kid in self._automaton.iter(norm):
+                k = keys[kid]
+                s = end - k.length + 1 + k.lead
+                e = end + 1 - k.trail
+                if k.prefix:
+                    e = norm.find(" ", end + 1)
+                out.append((s, e, kid))
+        if self._unspaced is not None and _UNSPACED_RE.search(norm):
+            for end, kid in self._unspaced.iter(norm):
+                k = keys[kid]
+                s = end - k.length + 1
+                e = end + 1 - k.trail
+                if k.prefix:
+                    e = norm.find(" ", end + 1)
+                out.append((s, e, kid))
         return out
 
     def match(self, doc: Document) -> dict[str, list[Match]]:
@@ -268,7 +291,7 @@ class Matcher:
                         if use.needs_context:
                             pending = True
                     candidates.append(_Candidate(use, rank, os_, oe, found, pending))
-        return self._decide(candidates, excluded, present, texts)
+        return self._decide(candidates, excluded, present, texts, active)
 
     def _contained(self, hits: list[tuple[int, int, int]]) -> set[int]:
         """Indexes of place hits inside a longer place/blocker hit (``York`` in ``New York``)."""
@@ -292,6 +315,7 @@ class Matcher:
         excluded: set[int],
         present: set[int],
         texts: tuple[str, str, str],
+        active: list[bool],
     ) -> dict[str, list[Match]]:
         per_wl: dict[int, dict[tuple[int, int, str | None], _Candidate]] = {}
         for c in candidates:
@@ -310,14 +334,14 @@ class Matcher:
             if old is None or (c.rank, c.start) < (old.rank, old.start):
                 best[ident] = c
         out: dict[str, list[Match]] = {}
-        for i, wl in enumerate(self._watchlists):
-            if i in excluded:
+        for i in sorted({*per_wl, *self._always}):
+            wl = self._watchlists[i]
+            if i in excluded or not active[i]:
                 continue
             found = per_wl.get(i, {})
-            if wl.n_any and not any(k[0] in (KEYWORD, PLACE) for k in found):
+            if wl.n_any and not any(k[0] <= PLACE for k in found):
                 continue
-            required = {k[1] for k in found if k[0] == REQUIRE}
-            if len(required) < wl.n_require:
+            if wl.n_require and len({k[1] for k in found if k[0] == REQUIRE}) < wl.n_require:
                 continue
             ordered = sorted(
                 found.values(), key=lambda c: (_KIND_RANK[c.use.kind], c.rank, c.start)
@@ -518,10 +542,17 @@ class _Builder:
                 if not any(u.kind == BLOCK for u in k.uses):
                     k.uses.append(_Use(kind=BLOCK))
 
-    def automaton(self) -> Any:
-        a = ahocorasick.Automaton()
+    def automata(self) -> tuple[Any, Any]:
+        """(automaton of space-led keys, automaton of unspaced-script keys); None when empty."""
+        spaced = ahocorasick.Automaton()
+        bare = ahocorasick.Automaton()
         for key, kid in self._ids.items():
-            a.add_word(key, kid)
-        if self._ids:
-            a.make_automaton()
-        return a
+            (spaced if key.startswith(" ") else bare).add_word(key, kid)
+        out = []
+        for a in (spaced, bare):
+            if len(a):
+                a.make_automaton()
+                out.append(a)
+            else:
+                out.append(None)
+        return out[0], out[1]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from functools import lru_cache
+from itertools import accumulate
 
 # Characters dropped outright (never separators): soft hyphen, zero-width joiners, BOM and the
 # combining diacritics of Latin/Greek/Cyrillic (what is left of an accent after decomposition).
@@ -30,9 +30,29 @@ def _is_word_char(ch: str) -> bool:
     return cat[0] in "LNM"
 
 
-@lru_cache(maxsize=1)
 def _tables() -> tuple[dict[int, str], re.Pattern[str], bytes, re.Pattern[str]]:
     """(fold table for non-ASCII chars, regex of chars it changes, ASCII byte table, slow-path regex)."""
+    return _TABLES
+
+
+def _char_class(cps: list[int]) -> str:
+    ranges: list[str] = []
+    start = prev = cps[0]
+    for cp in [*cps[1:], -1]:
+        if cp != prev + 1:
+            ranges.append(
+                re.escape(chr(start))
+                if start == prev
+                else f"{re.escape(chr(start))}-{re.escape(chr(prev))}"
+            )
+            start = cp
+        prev = cp
+    return "[" + "".join(ranges) + "]"
+
+
+def _make_tables() -> tuple[
+    dict[int, str], re.Pattern[str], bytes, re.Pattern[str], re.Pattern[str]
+]:
     fold: dict[int, str] = {}
     extra = {"ø": "o", "đ": "d", "ł": "l", "ħ": "h", "ı": "i", "ŧ": "t", "ŀ": "l", "ё": "е"}
     for cp in range(0x80, 0x30000):
@@ -58,27 +78,29 @@ def _tables() -> tuple[dict[int, str], re.Pattern[str], bytes, re.Pattern[str]]:
         # their own and keep them (only ё -> е, above).
         if base.isascii() or 0x0370 <= ord(base) < 0x0400:
             fold[cp] = base
-    # Whitespace is left to str.split(); everything else in `fold` is one char -> one char.
-    fold = {cp: v for cp, v in fold.items() if not chr(cp).isspace()}
-    ranges: list[str] = []
-    cps = sorted(fold)
-    start = prev = cps[0]
-    for cp in [*cps[1:], -1]:
-        if cp != prev + 1:
-            ranges.append(
-                re.escape(chr(start))
-                if start == prev
-                else f"{re.escape(chr(start))}-{re.escape(chr(prev))}"
-            )
-            start = cp
-        prev = cp
-    fold_re = re.compile("[" + "".join(ranges) + "]+")
+    # Everything in `fold` is one char -> one char; whitespace of any kind -> one space.
+    # BMP chars in one class (sre compiles it to a lookup table: O(1) per char); astral chars
+    # (emoji, rare CJK) in a plain range, translated by the same table.
+    bmp = sorted(cp for cp in fold if cp < 0x10000)
+    fold_re = re.compile("(?:" + _char_class(bmp) + "|[\U00010000-\U0010ffff])+")
     ascii_table = bytearray(range(256))
     for b in range(128):
-        if not chr(b).isalnum() and not chr(b).isspace():
+        if not chr(b).isalnum():
             ascii_table[b] = 0x20
-    slow_re = re.compile("[" + "".join(re.escape(c) for c in sorted(_DROP)) + "]")
-    return fold, fold_re, bytes(ascii_table), slow_re
+    # Chars that vanish, or whose case folding yields one that does (İ -> i + dot above).
+    slow = sorted(
+        {ord(c) for c in _DROP}
+        | {cp for cp in range(0x80, 0x30000) if any(c in _DROP for c in chr(cp).casefold())}
+    )
+    slow_re = re.compile(_char_class([cp for cp in slow if cp < 0x10000]))
+    expanding = [cp for cp in range(0x80, 0x30000) if len(chr(cp).casefold()) != 1]
+    assert all(cp < 0x10000 for cp in [*slow, *expanding])
+    return fold, fold_re, bytes(ascii_table), slow_re, re.compile(_char_class(expanding))
+
+
+_TABLES_ALL = _make_tables()
+_TABLES = _TABLES_ALL[:4]
+_EXPANDING = _TABLES_ALL[4]
 
 
 def _fold_char(ch: str) -> str:
@@ -102,34 +124,31 @@ class FieldText:
     ``norm`` is ``" " + words joined by single spaces + " "``.
     """
 
-    __slots__ = ("_flat", "_idx", "_runs_n", "_runs_shift", "norm", "orig")
+    __slots__ = ("_exp", "_flat", "_idx", "_runs_n", "_runs_shift", "norm", "orig")
 
     def __init__(self, orig: str) -> None:
         self.orig = orig
         self._idx: list[int] | None = None  # slow path: flat position -> original position
         self._runs_n: list[int] | None = None
         self._runs_shift: list[int] = []
+        self._exp: tuple[list[int], list[int], list[int], list[int]] | None = None
         flat = _flat_fast(orig)
         if flat is None:
             flat, self._idx = _flat_slow(orig)
-        self._flat = flat  # same length as orig on the fast path
-        self.norm = " " + " ".join(flat.split()) + " "
+        self._flat = flat  # same length as orig on the fast path, unless casefold expanded
+        self.norm = " " + _RUNS.sub(" ", flat).strip(" ") + " "
 
     def _build_runs(self) -> None:
         """Where whitespace runs were collapsed: positions in ``norm`` and cumulative shifts."""
         flat = self._flat
-        lead = len(flat) - len(flat.lstrip())
-        runs_n = [0]
-        shifts = [lead - 1]  # norm position 1 is flat position `lead`
-        shift = lead - 1
-        for m in _RUNS.finditer(flat, lead):
-            s, e = m.span()
-            if e == len(flat):
-                break
-            n_pos = s - shift  # the single space that replaced the run
-            shift += e - s - 1
-            runs_n.append(n_pos + 1)
-            shifts.append(shift)
+        lead = len(flat) - len(flat.lstrip(" "))
+        spans = [m.span() for m in _RUNS.finditer(flat, lead)]
+        if spans and spans[-1][1] == len(flat):
+            spans.pop()  # trailing whitespace: nothing after it to map
+        shifts = list(accumulate((e - s - 1 for s, e in spans), initial=lead - 1))
+        # the single space that replaced run k sits at norm position s_k - shifts[k]; the
+        # word after it starts one further
+        runs_n = [0, *(s - sh + 1 for (s, _), sh in zip(spans, shifts, strict=False))]
         self._runs_n = runs_n
         self._runs_shift = shifts
 
@@ -145,12 +164,38 @@ class FieldText:
         """Normalised span [n_start, n_end) of word characters -> original span."""
         fs = self.to_flat(n_start)
         fe = self.to_flat(n_end - 1)
-        if self._idx is None:
-            return fs, fe + 1
-        return self._idx[fs], self._idx[fe] + 1
+        if self._idx is not None:
+            return self._idx[fs], self._idx[fe] + 1
+        if len(self._flat) != len(self.orig):
+            return self._unexpand(fs), self._unexpand(fe) + 1
+        return fs, fe + 1
+
+    def _unexpand(self, f: int) -> int:
+        """Folded offset -> original offset where casefold expanded chars (ß -> ss)."""
+        if self._exp is None:
+            starts: list[int] = []
+            origs: list[int] = []
+            lens: list[int] = []
+            after: list[int] = []
+            extra = 0
+            for m in _EXPANDING.finditer(self.orig):
+                n = len(m.group().casefold())
+                starts.append(m.start() + extra)
+                origs.append(m.start())
+                lens.append(n)
+                extra += n - 1
+                after.append(extra)
+            self._exp = (starts, origs, lens, after)
+        starts, origs, lens, after = self._exp
+        i = bisect_right(starts, f) - 1
+        if i < 0:
+            return f
+        if f < starts[i] + lens[i]:
+            return origs[i]
+        return f - after[i]
 
 
-_RUNS = re.compile(r"\s\s+")
+_RUNS = re.compile("  +")  # after folding, every separator is a plain space
 
 
 def _flat_fast(text: str) -> str | None:
@@ -158,7 +203,7 @@ def _flat_fast(text: str) -> str | None:
     fold, fold_re, table, slow_re = _tables()
     folded = text.casefold()
     if not text.isascii():
-        if len(folded) != len(text) or slow_re.search(text):
+        if slow_re.search(text):
             return None
         folded = fold_re.sub(lambda m: m.group().translate(fold), folded)
     return folded.encode().translate(table).decode()
@@ -216,7 +261,7 @@ def accents_agree(term_key: str, found_key: str, prefix: bool) -> bool:
     return True
 
 
-_UNSPACED = (
+UNSPACED_RANGES = (
     (0x0E00, 0x0EFF),  # Thai, Lao
     (0x1000, 0x109F),  # Myanmar
     (0x1780, 0x17FF),  # Khmer
@@ -230,7 +275,7 @@ _UNSPACED = (
 def unspaced(ch: str) -> bool:
     """Scripts written without spaces between words: no word-boundary check at that end."""
     cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _UNSPACED)
+    return any(lo <= cp <= hi for lo, hi in UNSPACED_RANGES)
 
 
 def is_word_char(ch: str) -> bool:
