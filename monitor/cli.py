@@ -358,11 +358,14 @@ async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
                 f"re-queued {n} deliver{'y' if n == 1 else 'ies'}; a running daemon (or the next `feedwatch run`) sends them"
             )
             return EXIT_OK
-        since = (
-            datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
-            if args.since
-            else None
-        )
+        try:
+            since = (
+                datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+                if args.since
+                else None
+            )
+        except ValueError as exc:
+            raise CliError(f"--since: {exc}") from None
         alerts = await storage.list_alerts(since=since, failed_only=args.failed, limit=args.limit)
     finally:
         await storage.close()
@@ -446,7 +449,10 @@ async def cmd_test_alert(cfg: Config, channel: str) -> int:
     import aiohttp
 
     from monitor.deliver.base import make_sender
+    from monitor.logs import register_secrets
+    from monitor.settings import iter_secrets
 
+    register_secrets(iter_secrets(cfg))  # redacted from every log line, debug ones included
     if channel not in cfg.channels:
         names = ", ".join(cfg.channels) or "none configured"
         raise CliError(f"no channel named {channel!r} (channels: {names})")
