@@ -53,6 +53,10 @@ def extract_article(html: bytes, url: str) -> Extracted:
         config=_config(),
     )
     text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    title = (getattr(doc, "title", None) or "").strip()
+    first, _, rest = text.partition("\n")
+    if title and first.strip() == title and rest.strip():
+        text = rest.strip()  # the headline is the article's title, not its body
     if not text:
         raise ExtractError("no article text found on the page")
     language = getattr(doc, "language", None)

@@ -29,6 +29,7 @@ def test_extracts_article_text_without_chrome() -> None:
     for chrome in ("Most read", "FEMA", "Weekend in Lisbon", "Comments", "Test Gazette", "Sign up"):
         assert chrome not in ex.text, chrome
     assert ex.title == "Villages evacuated as flames spread"
+    assert ex.text.startswith("Civil protection")  # the headline is not repeated as body text
     assert ex.published is not None and ex.published.tzinfo is not None
     assert ex.language == "en"
 

@@ -208,6 +208,15 @@ class DemoServer:
         await self.stop()
 
 
+async def _stored_without_alert(daemon: Any) -> list[str]:
+    from datetime import datetime as _dt
+
+    since = _dt(1970, 1, 1, tzinfo=UTC)
+    articles = await daemon.storage.articles_since(since)
+    alerted = {a.article_id for a in await daemon.storage.list_alerts()}
+    return sorted(a.title for a in articles if a.id not in alerted)
+
+
 def demo_config_text(base: str, db: Path) -> str:
     return DEMO_CONFIG.format(base=base, db=db)
 
@@ -239,16 +248,20 @@ async def run_demo(keep: Path | None = None) -> int:
             async with Daemon(cfg) as daemon:
                 await daemon.run_once()
                 stats = daemon.stats
+                quiet = await _stored_without_alert(daemon)
             print(
                 f"\ndone: {stats.polls} feeds polled, {stats.new_articles} articles stored, "
                 f"{stats.alerts} alerts sent, {stats.errors} errors.",
                 file=out,
             )
+            print("\nStored without an alert:", file=out)
+            for title in quiet:
+                print(f"  - {title}", file=out)
             print(
-                "Note what did not alert: the cycle-lane story (its page's menu, sidebar and comments mention\n"
-                "wildfires, but its article text does not), the school drill (excluded by drill*), the\n"
-                "syndicated copy of the wildfire story (same canonical URL: one alert), and a 10-day-old story\n"
-                "(older than max_age: stored, not alerted).",
+                "\nThe cycle-lane page's menu, sidebar and comments mention wildfires, but matching reads\n"
+                "only the article text; the school drill is excluded by drill*; the 10-day-old story is\n"
+                "older than max_age. The syndicated copy of the wildfire story has the same canonical URL\n"
+                "as the original, so it is the same article: stored once, alerted once.",
                 file=out,
             )
             if keep is not None:
