@@ -133,6 +133,8 @@ class Daemon:
             await self._http.close()
         await self.fetcher.close()
         self.pool.close()
+        if self.pipeline is not None:
+            await self.pipeline.flush()  # batched writes in progress finish before close
         await self.storage.close()
 
     # ------------------------------------------------------------------ polling

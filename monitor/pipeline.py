@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.extract import ExtractError, extract_article
 from monitor.fetch import Fetcher
+from monitor.groupcommit import GroupCommit
 from monitor.match import Document, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
 from monitor.parse import parse_feed
@@ -101,6 +102,34 @@ class Pipeline:
         self.on_alerts = on_alerts
         self.watchlists = {wl.name: wl for wl in cfg.watchlists}
         self._pages: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
+        # Concurrent polls share transactions (group commit): one per batch, not one per feed.
+        self._updates: GroupCommit[tuple[int, FeedUpdate], None] = GroupCommit(
+            "feed-updates", self._write_updates, max_batch=500
+        )
+        self._articles: GroupCommit[list[NewArticle], list[int | None]] = GroupCommit(
+            "articles", self._write_articles, max_batch=64
+        )
+
+    async def _write_updates(self, items: list[tuple[int, FeedUpdate]]) -> list[None]:
+        if len(items) == 1:
+            await self.storage.update_feed(*items[0])
+        else:
+            await self.storage.update_feeds(items)
+        return [None] * len(items)
+
+    async def _write_articles(self, items: list[list[NewArticle]]) -> list[list[int | None]]:
+        ids = await self.storage.add_articles([a for batch in items for a in batch])
+        out: list[list[int | None]] = []
+        start = 0
+        for batch in items:
+            out.append(ids[start : start + len(batch)])
+            start += len(batch)
+        return out
+
+    async def flush(self) -> None:
+        """Wait for batched writes in progress (before storage closes)."""
+        await self._updates.flush()
+        await self._articles.flush()
 
     # ------------------------------------------------------------------ scheduling policy
     def _policy(self, feed: FeedConfig) -> IntervalPolicy:
@@ -135,7 +164,7 @@ class Pipeline:
             )
             update.url = resp.permanent_url
         if resp.not_modified:
-            await self.storage.update_feed(state.id, update)
+            await self._updates.submit((state.id, update))
             log.info("feed polled feed=%r status=304 new=0", name)
             return PollResult(name, "not_modified", seconds=time.monotonic() - started)
 
@@ -144,7 +173,7 @@ class Pipeline:
         update.last_modified = resp.headers.get("last-modified")
         update.body_hash = body_hash
         if body_hash == state.body_hash:
-            await self.storage.update_feed(state.id, update)
+            await self._updates.submit((state.id, update))
             log.info("feed polled feed=%r status=%d unchanged=1 new=0", name, resp.status)
             return PollResult(name, "unchanged", seconds=time.monotonic() - started)
 
@@ -177,7 +206,7 @@ class Pipeline:
             update.interval = learned
             interval = base_interval(policy, learned, parsed.ttl)
             update.next_poll = after(now, jittered(interval))
-        await self.storage.update_feed(state.id, update)
+        await self._updates.submit((state.id, update))
         result.seconds = time.monotonic() - started
         log.info(
             "feed polled feed=%r status=%d entries=%d new=%d alerts=%d extract_failed=%d seconds=%.2f",
@@ -220,7 +249,7 @@ class Pipeline:
             "feed failed feed=%r url=%s kind=%s errors=%d next_poll=%s error=%r",
             name, state.url, exc.kind, errors, iso_z(update.next_poll), str(exc),
         )  # fmt: skip
-        await self.storage.update_feed(state.id, update)
+        await self._updates.submit((state.id, update))
         return PollResult(name, "error", error=str(exc), seconds=time.monotonic() - started)
 
     # ------------------------------------------------------------------ entries -> articles
@@ -264,7 +293,7 @@ class Pipeline:
             await asyncio.gather(*(self._extract(c) for c in fresh))
         max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
         articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
-        ids = await self.storage.add_articles(articles)
+        ids = await self._articles.submit(articles)
         for art, new_id in zip(articles, ids, strict=True):
             if new_id is not None:
                 result.new += 1

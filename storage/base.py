@@ -186,6 +186,9 @@ class Storage(Protocol):
 
     async def update_feed(self, feed_id: int, update: FeedUpdate) -> None: ...
 
+    async def update_feeds(self, updates: list[tuple[int, FeedUpdate]]) -> None:
+        """Apply many polls' outcomes (``update_feed`` each) in one transaction: all or none."""
+
     async def set_feed_disabled(self, key: str, reason: str | None) -> None:
         """Disable (reason) or re-enable (None) a feed; re-enabling makes it due now."""
 
