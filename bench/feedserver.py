@@ -1,0 +1,303 @@
+"""Loopback feed and article server for the fetch benchmark, run as its own process.
+
+It shares the benchmark machine's cores with the client under test, so it is kept cheap: a raw
+asyncio HTTP/1.1 server (keep-alive, no framework) answering from bytes rendered once at start.
+A feed body is one template joined around the feed number, an article page the same.
+
+    python bench/feedserver.py --port 0          # prints "listening PORT" on stdout
+
+Routes (GET only):
+
+- ``/feed/{i}.xml``: RSS 2.0, 20 items, about 10 KB. ``ETag``/``Last-Modified`` by default and a
+  304 for a matching ``If-None-Match`` or ``If-Modified-Since``; in ``validators=0`` mode the same
+  bytes with no validators and never a 304.
+- ``/article/{i}/{k}``: an article page of about 100 KB: header, navigation, sidebars, related
+  links, comments, footer, inline script and style around the article text.
+- ``/_mode?validators=0|1``: switch the validator mode; ``/_stats``: request counts as JSON.
+
+:func:`article_paragraphs` gives the exact article text of a page, so the benchmark can check an
+extractor's output against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+ITEMS_PER_FEED = 20
+VARIANTS = 20  # distinct article texts; page (i, k) uses variant k
+MARK = b"\x00"  # where the feed number goes in a template
+
+_WORDS = (
+    "council budget river harbour railway station market school hospital festival museum "
+    "bridge storm election minister village farmers library stadium theatre airport tunnel "
+    "factory orchestra bakery vineyard lighthouse fishermen cyclists volunteers engineers "
+    "archive garden cathedral ferry highway workshop reservoir parliament vaccine telescope "
+    "satellite glacier coastline harvest orchard plaza quarter district mayor budgeting"
+).split()
+_VERBS = (
+    "approved reviewed delayed announced expanded opened closed rebuilt funded inspected "
+    "celebrated questioned postponed welcomed restored measured replaced"
+).split()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    words = [rng.choice(_WORDS) for _ in range(n)]
+    words.insert(min(2, len(words)), rng.choice(_VERBS))
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + "."
+
+
+def article_paragraphs(k: int) -> list[str]:
+    """The article text of variant ``k``: its paragraphs, exactly as an extractor should return."""
+    rng = random.Random(1000 + k)
+    paras = []
+    for _ in range(12):
+        paras.append(
+            " ".join(_sentence(rng, rng.randint(10, 18)) for _ in range(rng.randint(4, 6)))
+        )
+    return paras
+
+
+def article_title(i: int, k: int) -> str:
+    return f"Story {k} from bench feed {i}: {' '.join(random.Random(k).sample(_WORDS, 4))}"
+
+
+# Text that must never reach an article body: navigation, sidebars, comments, footer.
+BOILERPLATE_MARKERS = (
+    "Subscribe to our newsletter",
+    "Most read this week",
+    "Sponsored partner content",
+    "Reader comment number",
+    "All rights reserved by the Bench Gazette",
+    "Sign in to your account",
+)
+
+
+def _page_template(k: int) -> bytes:
+    """Article page (i, k) with MARK where the feed number goes; about 100 KB."""
+    rng = random.Random(5000 + k)
+    nav = "".join(
+        f'<li class="nav-item"><a href="/section/{s}">{w.title()}</a></li>'
+        for s, w in enumerate(_WORDS[:30])
+    )
+    trending = "".join(
+        f'<li><a href="/article/{rng.randint(0, 999)}/{rng.randint(0, 19)}">'
+        f'{_sentence(rng, 7)}</a> <span class="meta">Most read this week</span></li>'
+        for _ in range(15)
+    )
+    related = "".join(
+        f'<div class="card"><a href="/article/{rng.randint(0, 999)}/{n}"><img src="/img/{n}.jpg" '
+        f'alt="thumb"><h4>{_sentence(rng, 6)}</h4></a><p class="teaser">{_sentence(rng, 12)}</p></div>'
+        for n in range(12)
+    )
+    comments = "".join(
+        f'<li class="comment" id="c{n}"><div class="comment-author">reader{n}</div>'
+        f'<div class="comment-body"><p>Reader comment number {n}: {_sentence(rng, 14)} '
+        f'{_sentence(rng, 9)}</p></div><a class="reply" href="#c{n}">Reply</a></li>'
+        for n in range(25)
+    )
+    ads = "".join(
+        f'<div class="ad-slot" data-slot="{n}"><span>Sponsored partner content</span>'
+        f'<a href="https://ads.invalid/{n}">{_sentence(rng, 5)}</a></div>'
+        for n in range(6)
+    )
+    body = "".join(f"<p>{p}</p>\n" for p in article_paragraphs(k))
+    css = ".x{color:#333;margin:0 auto;padding:4px 8px}\n" * 400
+    js = (
+        "window.dataLayer=window.dataLayer||[];dataLayer.push({event:'pv',section:'news'});\n" * 300
+    )
+    footer_links = "".join(f'<a href="/about/{n}">About page {n}</a> ' for n in range(60))
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>TITLE - Bench Gazette</title>
+<meta name="description" content="A bench article">
+<style>{css}</style>
+<script>{js}</script>
+</head><body>
+<header class="site-header"><div class="logo"><a href="/">Bench Gazette</a></div>
+<div class="account"><a href="/login">Sign in to your account</a></div>
+<nav class="main-nav"><ul>{nav}</ul></nav></header>
+<div class="newsletter-banner"><p>Subscribe to our newsletter for daily updates</p>
+<form><input type="email" name="e"><button>Subscribe</button></form></div>
+<div class="layout">
+<aside class="sidebar-left"><h3>Sections</h3><ul>{nav}</ul>{ads}</aside>
+<main><article class="story">
+<h1>TITLE</h1>
+<p class="byline">By <span class="author">Staff Writer</span>, <time datetime="2024-05-0{1 + k % 9}T10:00:00Z">May {1 + k % 9}, 2024</time></p>
+<div class="story-body">
+{body}</div>
+</article>
+<section class="related"><h3>Related stories</h3>{related}</section>
+<section class="comments" id="comments"><h3>{len(article_paragraphs(k))} comments</h3><ul>{comments}</ul></section>
+</main>
+<aside class="sidebar-right"><h3>Most read</h3><ol>{trending}</ol>{ads}</aside>
+</div>
+<footer class="site-footer"><p>All rights reserved by the Bench Gazette</p>{footer_links}</footer>
+<script>{js}</script>
+</body></html>
+"""
+    title = article_title(0, k).replace("bench feed 0", "bench feed \x00")
+    return page.replace("TITLE", title).encode()
+
+
+def _feed_template(port: int, now: datetime) -> bytes:
+    base = f"http://127.0.0.1:{port}"
+    items = []
+    for k in range(ITEMS_PER_FEED):
+        rng = random.Random(k)
+        desc = " ".join(_sentence(rng, 10) for _ in range(3))
+        title = article_title(0, k).replace("bench feed 0", "bench feed \x00")
+        items.append(
+            f"<item><title>{title}</title>"
+            f"<link>{base}/article/\x00/{k}</link>"
+            f'<guid isPermaLink="true">{base}/article/\x00/{k}</guid>'
+            f"<pubDate>{format_datetime(now - timedelta(hours=k), usegmt=True)}</pubDate>"
+            f"<description>&lt;p&gt;{desc}&lt;/p&gt;</description>"
+            f"<category>news</category></item>\n"
+        )
+    text = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>\n'
+        f"<title>Bench feed \x00</title><link>{base}/</link>"
+        "<description>A generated feed for the fetch benchmark</description>\n"
+        + "".join(items)
+        + "</channel></rss>\n"
+    )
+    return text.encode()
+
+
+class Site:
+    """Everything the server answers, rendered once."""
+
+    def __init__(self, port: int) -> None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.feed_parts = _feed_template(port, now).split(MARK)
+        self.page_parts = [_page_template(k).split(MARK) for k in range(VARIANTS)]
+        self.last_modified = format_datetime(now - timedelta(hours=1), usegmt=True).encode()
+        self.validators = True
+        self.counts: dict[str, int] = {"feed_200": 0, "feed_304": 0, "article": 0, "other": 0}
+
+    def feed(self, i: int) -> bytes:
+        return str(i).encode().join(self.feed_parts)
+
+    def page(self, i: int, k: int) -> bytes:
+        return str(i).encode().join(self.page_parts[k % VARIANTS])
+
+
+def _response(status: bytes, body: bytes, ctype: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype
+        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body
+    )  # fmt: skip
+
+
+class _Http(asyncio.Protocol):
+    __slots__ = ("buf", "site", "transport")
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > 65536:
+                    self._close()
+                return
+            head, self.buf = self.buf[:end], self.buf[end + 4 :]
+            out = self.handle(head)
+            assert self.transport is not None
+            self.transport.write(out)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def handle(self, head: bytes) -> bytes:
+        lines = head.split(b"\r\n")
+        try:
+            _method, target, _version = lines[0].split(b" ", 2)
+        except ValueError:
+            return _response(b"400 Bad Request", b"bad request line\n", b"text/plain")
+        headers: dict[bytes, bytes] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        site = self.site
+        path = target.decode("latin-1")
+        if path.startswith("/feed/") and path.endswith(".xml"):
+            try:
+                i = int(path[6:-4])
+            except ValueError:
+                return _response(b"404 Not Found", b"no such feed\n", b"text/plain")
+            ctype = b"application/rss+xml; charset=utf-8"
+            if site.validators:
+                etag = b'"f' + str(i).encode() + b'-v1"'
+                if headers.get(b"if-none-match") == etag or (
+                    b"if-none-match" not in headers
+                    and headers.get(b"if-modified-since") == site.last_modified
+                ):
+                    site.counts["feed_304"] += 1
+                    return b"HTTP/1.1 304 Not Modified\r\nETag: " + etag + b"\r\n\r\n"
+                extra = b"ETag: " + etag + b"\r\nLast-Modified: " + site.last_modified + b"\r\n"
+            else:
+                extra = b""
+            site.counts["feed_200"] += 1
+            return _response(b"200 OK", site.feed(i), ctype, extra)
+        if path.startswith("/article/"):
+            try:
+                i_text, k_text = path[9:].split("/", 1)
+                i, k = int(i_text), int(k_text)
+            except ValueError:
+                return _response(b"404 Not Found", b"no such article\n", b"text/plain")
+            site.counts["article"] += 1
+            return _response(b"200 OK", site.page(i, k), b"text/html; charset=utf-8")
+        site.counts["other"] += 1
+        if path.startswith("/_mode"):
+            site.validators = not path.endswith("validators=0")
+            return _response(b"200 OK", b"validators=%d\n" % site.validators, b"text/plain")
+        if path == "/_stats":
+            return _response(b"200 OK", json.dumps(site.counts).encode(), b"application/json")
+        return _response(b"404 Not Found", b"not found\n", b"text/plain")
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    holder: dict[str, Site] = {}
+    server = await loop.create_server(
+        lambda: _Http(holder["site"]), "127.0.0.1", port, backlog=4096, reuse_address=True
+    )
+    bound = server.sockets[0].getsockname()[1]
+    holder["site"] = Site(bound)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening {bound}", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = ap.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.port))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
