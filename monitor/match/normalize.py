@@ -13,10 +13,13 @@ that builds an explicit offset map. Both paths give the same normalised string.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from bisect import bisect_right
 from itertools import accumulate
+
+import numpy as np
 
 # Characters dropped outright (never separators): soft hyphen, zero-width joiners, BOM and the
 # combining diacritics of Latin/Greek/Cyrillic (what is left of an accent after decomposition).
@@ -219,6 +222,157 @@ def _flat_slow(text: str) -> tuple[str, list[int]]:
     return "".join(parts), idx
 
 
+SEP = "\x00"  # between fields in a document's normalised text; never part of a key
+_JOIN = " \x00 "
+_ODD, _UNSPACED = 1, 2  # flag bits per BMP code point
+_NP: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def _np_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(one-char fold, output lengths, up to 3 output chars, flags) for every BMP code point.
+
+    The same per-character folding as :func:`_fold_char`, as arrays, so a whole document is
+    folded by a few numpy look-ups instead of Python or regex work per character. Built on
+    first use (about 50 ms).
+    """
+    global _NP
+    if _NP is None:
+        fold, _, table, _ = _tables()
+        one = np.arange(0x10000, dtype=np.uint16)
+        lens = np.ones(0x10000, dtype=np.uint8)
+        exp = np.zeros((0x10000, 3), dtype=np.uint16)
+        exp[:, 0] = one
+        flags = np.zeros(0x10000, dtype=np.uint8)
+        for cp in range(0x10000):
+            if 0xD800 <= cp < 0xE000:
+                continue  # lone surrogates stay as they are
+            ch = chr(cp)
+            c = ch.casefold()
+            if len(c) == 1 and c not in _DROP:
+                o = ord(c)
+                out = chr(table[o]) if o < 128 else fold.get(o, c)
+            else:
+                out = _fold_char(ch)
+            if len(out) == 1:
+                one[cp] = exp[cp, 0] = ord(out)
+            else:
+                assert len(out) <= 3 and all(ord(x) < 0x10000 for x in out)
+                lens[cp] = len(out)
+                exp[cp, : len(out)] = [ord(x) for x in out]
+                flags[cp] |= _ODD
+            if unspaced(ch):
+                flags[cp] |= _UNSPACED
+        one[0] = exp[0, 0] = 0  # the field separator stays (a NUL in a field is made a space)
+        _NP = one, lens, exp, flags
+    return _NP
+
+
+def _expand(
+    a: np.ndarray, out: np.ndarray, odd: np.ndarray, lens: np.ndarray, exp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splice in characters that fold to 0, 2 or 3 chars (soft hyphen, ``ß``, ``İ``).
+
+    Returns the folded code units and, for each, the index of its original code unit.
+    """
+    if len(odd) > 64:  # many (decomposed accents throughout): fully vectorised
+        ln = lens.take(a)
+        src = np.repeat(np.arange(len(a)), ln)
+        first = np.cumsum(ln, dtype=np.int64) - ln
+        return exp[a.take(src), np.arange(len(src)) - first.take(src)], src
+    outs: list[np.ndarray] = []
+    srcs: list[np.ndarray] = []
+    prev = 0
+    for p, cp in zip(odd.tolist(), a.take(odd).tolist(), strict=True):
+        n = int(lens[cp])
+        outs.append(out[prev:p])
+        srcs.append(np.arange(prev, p))
+        if n:
+            outs.append(exp[cp, :n])
+            srcs.append(np.full(n, p))
+        prev = p + 1
+    outs.append(out[prev:])
+    srcs.append(np.arange(prev, len(a)))
+    return np.concatenate(outs), np.concatenate(srcs)
+
+
+class DocText:
+    """An article's title, summary and body normalised as one string, with offsets back.
+
+    ``norm`` is ``" title-words \x00 summary-words \x00 body-words "``: the same words as each
+    field's :class:`FieldText` ``norm``, so an automaton key (which never holds ``\x00``) can
+    never span two fields. One pass per document: UTF-16 code units through numpy look-up
+    tables (case folding, accent folding, separators, ``ß`` -> ``ss``, dropped soft hyphens),
+    runs of spaces collapsed with a mask that also yields the offset map. Text with characters
+    outside the BMP (emoji) takes the per-field :class:`FieldText` path; both give the same
+    words and the same original spans (tested).
+    """
+
+    __slots__ = ("_bases", "_fts", "_nbases", "_src", "norm", "texts", "unspaced")
+
+    def __init__(self, texts: tuple[str, str, str], *, fast: bool = True) -> None:
+        self.texts = texts
+        self._fts: tuple[FieldText, ...] = ()
+        if not (fast and self._fast(texts)):
+            self._slow(texts)
+
+    def _fast(self, texts: tuple[str, str, str]) -> bool:
+        one, lens, exp, flags = _np_tables()
+        parts = [t.replace(SEP, " ") if SEP in t else t for t in texts]
+        joined = _JOIN.join(parts)
+        raw = joined.encode("utf-16-le", "surrogatepass")
+        if len(raw) != 2 * len(joined):
+            return False  # characters outside the BMP
+        a = np.frombuffer(raw, dtype=np.uint16)
+        out = one.take(a)
+        src = None
+        unsp = False
+        if not joined.isascii():
+            f = flags.take(a)
+            if f.any():
+                unsp = bool((f & _UNSPACED).any())
+                odd = np.flatnonzero(f & _ODD)
+                if len(odd):
+                    out, src = _expand(a, out, odd, lens, exp)
+        word = out != 32
+        keep = word.copy()
+        keep[1:] |= word[:-1]  # the first space of each run stays
+        pos = keep.nonzero()[0]
+        body = codecs.utf_16_le_decode(out.take(pos), "surrogatepass")[0]
+        # the joined text always holds words or separators; a trailing run left one space
+        self.norm = " " + body if body[-1:] == " " else " " + body + " "
+        self._src = memoryview(pos if src is None else src.take(pos))
+        b1 = len(parts[0]) + 3
+        self._bases = (b1, b1 + len(parts[1]) + 3)
+        self.unspaced = unsp
+        return True
+
+    def _slow(self, texts: tuple[str, str, str]) -> None:
+        fts = tuple(FieldText(t) for t in texts)
+        self._fts = fts
+        n1 = len(fts[0].norm) + 1
+        self._nbases = (n1, n1 + len(fts[1].norm) + 1)
+        self.norm = SEP.join(ft.norm for ft in fts)
+        self.unspaced = any(_UNSPACED_CHAR.search(ft.norm) for ft in fts)
+
+    def span(self, n_start: int, n_end: int) -> tuple[int, int, int]:
+        """Normalised span of word characters -> (field index, start, end) in that field."""
+        if self._fts:
+            b1, b2 = self._nbases
+            rank = 0 if n_start < b1 else 1 if n_start < b2 else 2
+            base = (0, b1, b2)[rank]
+            s, e = self._fts[rank].span(n_start - base, n_end - base)
+            return rank, s, e
+        src = self._src
+        s = src[n_start - 1]
+        e = src[n_end - 2] + 1
+        b1, b2 = self._bases
+        if s < b1:
+            return 0, s, e
+        if s < b2:
+            return 1, s - b1, e - b1
+        return 2, s - b2, e - b2
+
+
 def normalize(text: str) -> str:
     """The padded normalised form of ``text`` (what the automaton sees)."""
     return FieldText(text).norm
@@ -269,6 +423,11 @@ UNSPACED_RANGES = (
     (0x3400, 0x9FFF),  # CJK
     (0xF900, 0xFAFF),
     (0x20000, 0x2FFFF),
+)
+
+
+_UNSPACED_CHAR = re.compile(
+    "[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in UNSPACED_RANGES) + "]"
 )
 
 

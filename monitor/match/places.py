@@ -64,9 +64,16 @@ def headline_cased(title: str) -> bool:
     return caps / len(words) >= 0.75
 
 
-def person_name(orig: str, start: int, end: int) -> bool:
-    """``Jack London``, ``Mr London``, ``Paris Hilton``: the found place is part of a name."""
-    before = _PREV_WORD.search(orig, max(0, start - 40), start)
+def person_name(orig: str, start: int, end: int, key: str | None = None) -> bool:
+    """``Jack London``, ``Mr London``, ``Paris Hilton``: the found place is part of a name.
+
+    ``key``: the found text already normalised (the matcher knows it), to skip doing it again.
+    """
+    before = (
+        _PREV_WORD.search(orig, max(0, start - 40), start)
+        if start and orig[start - 1] in " \t"  # the pattern ends in [ \t]+: skip the search
+        else None
+    )
     if before and before.group(1)[0].isupper():
         prev = before.group(1).rstrip(".").casefold()
         if prev in HONORIFICS:
@@ -75,8 +82,9 @@ def person_name(orig: str, start: int, end: int) -> bool:
             prev not in COMMON_WORDS or not sentence_initial(orig, before.start(1))
         ):
             return True
-    found = orig[start:end]
-    if normalize(found).strip() in FIRST_NAMES:
+    if key is None:
+        key = normalize(orig[start:end]).strip()
+    if key in FIRST_NAMES:
         after = _NEXT_WORD.match(orig[end : end + 40])
         if after:
             nxt = after.group(1)

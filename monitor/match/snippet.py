@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 ELLIPSIS = "…"
 
 
@@ -22,26 +24,38 @@ def make_snippet(text: str, start: int, end: int, width: int = 200) -> str:
         left = max(0, left - (right - n))
         right = n
     if left > 0 and not text[left - 1].isspace():
-        cut = _next_space(text, left, start)
-        left = cut if cut is not None else left
+        # the first whitespace in [left, start): usually a plain space with only printable
+        # characters before it (every other whitespace character is unprintable)
+        i = text.find(" ", left, start)
+        if i >= 0 and text[left:i].isprintable():
+            left = i + 1
+        else:
+            cut = _next_space(text, left, start)
+            left = cut if cut is not None else left
     if right < n and not text[right].isspace():
-        cut = _prev_space(text, right, end)
-        right = cut if cut is not None else right
-    body = " ".join(text[left:right].split())
+        i = text.rfind(" ", end, right)
+        if i >= 0 and text[i + 1 : right].isprintable():
+            right = i
+        else:
+            cut = _prev_space(text, right, end)
+            right = cut if cut is not None else right
+    body = text[left:right]
+    if not (body.isprintable() and "  " not in body and body[:1] != " " and body[-1:] != " "):
+        body = " ".join(body.split())  # (every whitespace but " " is unprintable)
     return f"{ELLIPSIS if left > 0 else ''}{body}{ELLIPSIS if right < n else ''}"
 
 
+_WS = re.compile(r"\s")  # \s is str.isspace() for str patterns
+_LAST_WS = re.compile(r".*\s", re.S)
+
+
 def _next_space(text: str, pos: int, limit: int) -> int | None:
-    """First position after a whitespace char in [pos, limit], or None (CJK: no spaces)."""
-    for i in range(pos, limit):
-        if text[i].isspace():
-            return i + 1
-    return None
+    """First position after a whitespace char in [pos, limit), or None (CJK: no spaces)."""
+    m = _WS.search(text, pos, limit)
+    return m.end() if m else None
 
 
 def _prev_space(text: str, pos: int, limit: int) -> int | None:
     """Last whitespace position in [limit, pos), or None."""
-    for i in range(pos - 1, limit - 1, -1):
-        if text[i].isspace():
-            return i
-    return None
+    m = _LAST_WS.match(text, limit, pos)
+    return m.end() - 1 if m else None

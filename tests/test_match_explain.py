@@ -1,0 +1,108 @@
+"""The per-document normalisation (numpy fast path vs per-field path) and Matcher.explain."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from monitor.match import Document, Explanation, Matcher
+from monitor.match.normalize import DocText, FieldText, normalize
+from monitor.settings import Watchlist
+
+ALPHABET = "abcXYZ éÉàñøŁß İ ﬁ,.-–—“”'’\n\t\u00a0\u00ad\u0303МоскваЁё東京1_*\x00"
+WORD = re.compile(r"[^ \x00]+")
+
+
+def _words(dt: DocText) -> list[tuple[str, tuple[int, int, int]]]:
+    return [(m.group(), dt.span(*m.span())) for m in WORD.finditer(dt.norm)]
+
+
+@pytest.mark.parametrize("length", [30, 400])  # 400: more than 64 odd characters per document
+def test_document_fast_path_equals_per_field_path(length: int) -> None:
+    rng = random.Random(length)
+    for _ in range(400):
+        texts = tuple(
+            "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, length))) for _ in range(3)
+        )
+        fast, slow = DocText(texts), DocText(texts, fast=False)  # type: ignore[arg-type]
+        assert not fast._fts and slow._fts  # each really took its own path
+        assert _words(fast) == _words(slow), texts
+        # each word maps back to original characters that normalise to it, in its own field
+        for word, (field, a, b) in _words(fast):
+            if word != "\x00":
+                assert normalize(texts[field][a:b]).strip() == word, (texts, field, a, b)
+
+
+def test_document_words_equal_field_words_and_never_join_fields() -> None:
+    texts = ("Evacuation", "order issued", "  ")
+    dt = DocText(texts)
+    assert dt.norm.split("\x00")[0].split() == FieldText(texts[0]).norm.split()
+    m = Matcher.build([Watchlist(name="w", keywords=["evacuation order"])])
+    assert m.match(Document(*texts)) == {}  # a phrase never spans title and summary
+
+
+def test_text_outside_the_bmp_takes_the_field_path() -> None:
+    m = Matcher.build([Watchlist(name="w", keywords=["wildfire*"])])
+    res = m.match(Document("🔥 Wildfires 🔥", "", "Smoke 😷 from the wildfire's edge."))["w"]
+    assert [(x.field, x.text, x.start) for x in res] == [("title", "Wildfires", 2)]
+    assert DocText(("🔥", "", ""))._fts  # the per-field path
+
+
+def _explain(m: Matcher, body: str, title: str = "", feed: str | None = None) -> Explanation:
+    return m.explain(Document(title=title, summary="", body=body, feed_name=feed), "w")
+
+
+def test_explain_says_why_not() -> None:
+    m = Matcher.build(
+        [
+            Watchlist(
+                name="w",
+                keywords=["wildfire*"],
+                places=["Bath"],
+                require=["evacuation"],
+                exclude=["drill*"],
+            )
+        ]
+    )
+    ex = _explain(m, "Wildfires and an evacuation near the town; the drills went on.")
+    assert not ex.matched and ex.matches == ()
+    assert ex.reasons == ("excluded by 'drill*', found 'drills' in body",)
+    assert [(f.kind, f.term, f.text, f.field) for f in ex.set_aside] == [
+        ("exclude", "drill*", "drills", "body")
+    ]
+    assert ex.set_aside[0].snippet.endswith("the drills went on.")
+
+    ex = _explain(m, "Wildfires spread overnight.")
+    assert ex.reasons == ("required term 'evacuation' missing",)
+
+    ex = _explain(m, "The evacuation was orderly. Bath time was cancelled.")
+    assert ex.reasons[-1] == "no keyword or place found (1 place mention set aside, see below)"
+    (aside,) = [f for f in ex.set_aside if f.kind == "place"]
+    assert aside.text == "Bath" and "start of a sentence" in aside.reason
+
+    ok = _explain(m, "An evacuation order as wildfires neared Bath, England.")
+    assert ok.matched and ok.reasons == ()
+    assert [(x.kind, x.term, x.text) for x in ok.matches] == [
+        ("keyword", "wildfire*", "wildfires"),
+        ("place", "Bath", "Bath"),
+        ("require", "evacuation", "evacuation"),
+    ]
+    # explain runs the same rules as match
+    doc = Document("", "", "An evacuation order as wildfires neared Bath, England.")
+    assert list(ok.matches) == m.match(doc)["w"]
+
+
+def test_explain_person_names_longer_places_and_feeds() -> None:
+    m = Matcher.build([Watchlist(name="w", places=["London", "York"], feeds=["Desk"])])
+    ex = _explain(m, "Jack London wrote it in New York.", feed="Desk")
+    reasons = {(f.text, f.reason) for f in ex.set_aside}
+    assert ("London", "part of a person's name") in reasons
+    assert ("York", "part of the longer place name 'New York'") in reasons
+    assert ex.reasons == ("no keyword or place found (2 place mentions set aside, see below)",)
+    other = _explain(m, "Flooding in London.", feed="Elsewhere")
+    assert not other.matched
+    assert other.reasons == ("feed 'Elsewhere' is not one this watchlist watches (Desk)",)
+    with pytest.raises(KeyError):
+        m.explain(Document("", "", ""), "nope")
