@@ -102,6 +102,9 @@ class Pipeline:
         self.on_alerts = on_alerts
         self.watchlists = {wl.name: wl for wl in cfg.watchlists}
         self._pages: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
+        # Pages held between fetch and extraction are ~100 KB each: bound them, or 500 new items
+        # at once hold 500 pages in memory while the pool works through them.
+        self._page_slots = asyncio.Semaphore(4 * pool.workers)
         # Concurrent polls share transactions (group commit): one per batch, not one per feed.
         self._updates: GroupCommit[tuple[int, FeedUpdate], None] = GroupCommit(
             "feed-updates", self._write_updates, max_batch=500
@@ -330,10 +333,11 @@ class Pipeline:
     async def _fetch_extract(self, url: str) -> tuple[Extracted | None, str | None]:
         """The page's article text, or why there is none (never raises for a bad page)."""
         try:
-            page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
-            ex = await self.pool.run(
-                self.cfg.extraction.timeout, extract_article, page.body, page.url
-            )
+            async with self._page_slots:
+                page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
+                ex = await self.pool.run(
+                    self.cfg.extraction.timeout, extract_article, page.body, page.url
+                )
         except FetchError as exc:
             return None, f"page fetch failed: {exc}"
         except TaskTimeout:
