@@ -68,11 +68,17 @@ def test_explain_says_why_not() -> None:
     )
     ex = _explain(m, "Wildfires and an evacuation near the town; the drills went on.")
     assert not ex.matched and ex.matches == ()
-    assert ex.reasons == ("excluded by 'drill*', found 'drills' in body",)
+    assert ex.reasons == ("excluded by 'drill*', found 'drills' in the body",)
     assert [(f.kind, f.term, f.text, f.field) for f in ex.set_aside] == [
         ("exclude", "drill*", "drills", "body")
     ]
     assert ex.set_aside[0].snippet.endswith("the drills went on.")
+    assert ex.set_aside[0].start == len("Wildfires and an evacuation near the town; the ")
+    # what was found all the same, as match would report it
+    assert [(x.kind, x.term, x.text) for x in ex.partial] == [
+        ("keyword", "wildfire*", "Wildfires"),
+        ("require", "evacuation", "evacuation"),
+    ]
 
     ex = _explain(m, "Wildfires spread overnight.")
     assert ex.reasons == ("required term 'evacuation' missing",)

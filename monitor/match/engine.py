@@ -69,6 +69,7 @@ class Finding:
     snippet: str
     reason: str  # e.g. "part of a person's name"
     place: str | None = None
+    start: int = 0  # offset of `text` in its field
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,8 @@ class Explanation:
     matches: tuple[Match, ...]  # exactly what Matcher.match reports for it
     reasons: tuple[str, ...]  # when not matched: one line each, most decisive first
     set_aside: tuple[Finding, ...]  # exclude terms found, place mentions that did not count
+    # when not matched: the terms that were found all the same (an excluded article's keywords)
+    partial: tuple[Match, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +301,11 @@ class Matcher:
         aside = tuple(f for k, f in trace.items() if k[0] == idx)
         if matches:
             return Explanation(name, True, tuple(matches), (), aside)
+        cands = [c for ident, c in found.best.items() if ident[0] == idx]
+        cands.sort(key=_strength)
+        partial = tuple(_matches(cands, texts))
         reasons = [
-            f"excluded by {f.term!r}, found {f.text!r} in {f.field}"
+            f"excluded by {f.term!r}, found {f.text!r} in the {f.field}"
             for f in aside
             if f.kind == "exclude"
         ]
@@ -315,7 +321,7 @@ class Matcher:
                 else ""
             )
             reasons.append(f"no keyword or place found{more}")
-        return Explanation(name, False, (), tuple(reasons), aside)
+        return Explanation(name, False, (), tuple(reasons), aside, partial)
 
     def _collect(
         self,
@@ -348,7 +354,7 @@ class Matcher:
             p = plain[kid]
             if p is not None:
                 wl = p[0]
-                if active[wl] and wl not in excluded:
+                if active[wl] and (wl not in excluded or trace is not None):
                     rank, os_, oe = span(s, e)
                     old = best.get(p[1])
                     if old is None or rank < old[0] or (rank == old[0] and os_ < old[1]):
@@ -363,7 +369,7 @@ class Matcher:
                     present.add(use.slot)
                     continue
                 wl = use.wl
-                if kind == BLOCK or not active[wl] or wl in excluded:
+                if kind == BLOCK or not active[wl] or (wl in excluded and trace is None):
                     continue
                 if found is None:
                     rank, os_, oe = dt.span(s, e)
@@ -472,6 +478,7 @@ class Matcher:
                 make_snippet(texts[rank], start, end),
                 reason,
                 use.place,
+                start,
             )
 
     def _contained(self, hits: list[tuple[int, int, int]]) -> set[int]:
@@ -503,25 +510,25 @@ class Matcher:
         present = found.present
         for c in found.cond:
             rank, start, end, text, use, pending = c
-            if use.wl in excluded:
+            if use.wl in excluded and trace is None:
                 continue
             own = use.context in present
             reason = ""
             if pending and not own:
                 if pending == "namesake":
                     reason = (
-                        f"{text!r} could be a bigger place of that name; the article names "
-                        f"nothing near {use.place} (its region or a nearby city)"
+                        "could be another, bigger place of that name; the article names nothing "
+                        f"near {use.place} (its region or a nearby city)"
                     )
                 else:
                     reason = (
-                        f"{text!r} is also a common word and stands {pending}; nothing in "
-                        f"the article (country, region, a nearby city) confirms {use.place}"
+                        f"also a common word, and here {pending}; nothing in the article (its "
+                        f"country, region or a nearby city) confirms {use.place}"
                     )
             elif use.rivals and not own and any(r in present for r in use.rivals):
                 reason = (
-                    f"the article names the region of another place called {text!r}, "
-                    f"and nothing near {use.place}"
+                    "the article names the region of another place of that name, and nothing "
+                    f"near {use.place}"
                 )
             if reason:
                 if trace is not None:
@@ -558,19 +565,24 @@ class Matcher:
                 continue
             if len(cands) > 1:
                 cands.sort(key=_strength)  # stable: ties keep the order found
-            out[wl.name] = [
-                Match(
-                    _KIND_NAMES[use.kind],
-                    use.term,
-                    text,
-                    make_snippet(texts[rank], start, end),
-                    FIELDS[rank],
-                    start,
-                    use.place,
-                )
-                for rank, start, end, text, use, _ in cands
-            ]
+            out[wl.name] = _matches(cands, texts)
         return out
+
+
+def _matches(cands: list[_Candidate], texts: tuple[str, str, str]) -> list[Match]:
+    """The reported form of candidates: snippets are only ever built here."""
+    return [
+        Match(
+            _KIND_NAMES[use.kind],
+            use.term,
+            text,
+            make_snippet(texts[rank], start, end),
+            FIELDS[rank],
+            start,
+            use.place,
+        )
+        for rank, start, end, text, use, _ in cands
+    ]
 
 
 def _strength(c: _Candidate) -> tuple[int, int, int]:

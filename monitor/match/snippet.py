@@ -13,6 +13,35 @@ def make_snippet(text: str, start: int, end: int, width: int = 200) -> str:
     The window is centred on the match (shifted when it hits either end of the text), then
     shrunk to whole words; a match longer than ``width`` is returned whole.
     """
+    left, right = _window(text, start, end, width)
+    body = text[left:right]
+    if not (body.isprintable() and "  " not in body and body[:1] != " " and body[-1:] != " "):
+        body = " ".join(body.split())  # (every whitespace but " " is unprintable)
+    return f"{ELLIPSIS if left > 0 else ''}{body}{ELLIPSIS if right < len(text) else ''}"
+
+
+_OPEN, _CLOSE = "\ue000", "\ue001"  # private-use marks: never whitespace, never in news text
+
+
+def marked_snippet(text: str, start: int, end: int, width: int = 200) -> tuple[str, int, int]:
+    """The same snippet as :func:`make_snippet`, with where ``text[start:end]`` sits in it.
+
+    For highlighting (``feedwatch try``): the first occurrence of the found text in the
+    snippet is not always the one that matched.
+    """
+    left, right = _window(text, start, end, width)
+    seg = text[left:start] + _OPEN + text[start:end] + _CLOSE + text[end:right]
+    body = " ".join(seg.split())
+    lead = ELLIPSIS if left > 0 else ""
+    a = body.index(_OPEN)
+    b = body.index(_CLOSE) - 1
+    body = body.replace(_OPEN, "").replace(_CLOSE, "")
+    trail = ELLIPSIS if right < len(text) else ""
+    return f"{lead}{body}{trail}", a + len(lead), b + len(lead)
+
+
+def _window(text: str, start: int, end: int, width: int) -> tuple[int, int]:
+    """[left, right) of the snippet in ``text``: centred on the match, cut between words."""
     n = len(text)
     budget = max(0, width - (end - start))
     left = start - budget // 2
@@ -39,10 +68,7 @@ def make_snippet(text: str, start: int, end: int, width: int = 200) -> str:
         else:
             cut = _prev_space(text, right, end)
             right = cut if cut is not None else right
-    body = text[left:right]
-    if not (body.isprintable() and "  " not in body and body[:1] != " " and body[-1:] != " "):
-        body = " ".join(body.split())  # (every whitespace but " " is unprintable)
-    return f"{ELLIPSIS if left > 0 else ''}{body}{ELLIPSIS if right < n else ''}"
+    return left, right
 
 
 _WS = re.compile(r"\s")  # \s is str.isspace() for str patterns
