@@ -64,16 +64,26 @@ def headline_cased(title: str) -> bool:
     return caps / len(words) >= 0.75
 
 
+def _prev_word(orig: str, start: int) -> re.Match[str] | None:
+    """``_PREV_WORD.search`` over the 40 characters before ``start``, without trying every one.
+
+    A match is a word run followed by spaces/tabs up to ``start``; a plain space cannot be
+    inside the run, so the search can begin after the last space before the run.
+    """
+    if not start or orig[start - 1] not in " \t":
+        return None
+    lo = max(0, start - 40)
+    q = lo + len(orig[lo:start].rstrip(" \t"))
+    k = orig.rfind(" ", lo, q)
+    return _PREV_WORD.search(orig, k + 1 if k >= 0 else lo, start)
+
+
 def person_name(orig: str, start: int, end: int, key: str | None = None) -> bool:
     """``Jack London``, ``Mr London``, ``Paris Hilton``: the found place is part of a name.
 
     ``key``: the found text already normalised (the matcher knows it), to skip doing it again.
     """
-    before = (
-        _PREV_WORD.search(orig, max(0, start - 40), start)
-        if start and orig[start - 1] in " \t"  # the pattern ends in [ \t]+: skip the search
-        else None
-    )
+    before = _prev_word(orig, start)
     if before and before.group(1)[0].isupper():
         prev = before.group(1).rstrip(".").casefold()
         if prev in HONORIFICS:
