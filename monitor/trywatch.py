@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.deliver.render import clean_line
 from monitor.extract import ExtractError, extract_article
 from monitor.fetch import Fetcher
 from monitor.match import Document, Explanation, Finding, Match, Matcher
@@ -195,6 +196,14 @@ async def _try_stored(
 # --------------------------------------------------------------------------- output
 
 
+def _safe(text: str) -> str:
+    """Page text as one printable line (no ANSI escapes or controls from a hostile page),
+    keeping a space at either end so highlighted parts still join as words."""
+    lead = " " if text[:1].isspace() else ""
+    trail = " " if text[-1:].isspace() and text.strip() else ""
+    return lead + clean_line(text) + trail
+
+
 def _use_color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -259,11 +268,12 @@ class _Printer:
 
     def _result(self, r: TryResult) -> list[str]:
         if r.error is not None or r.explanation is None or r.doc is None:
-            return [f"{self._c('1;33', '! error')}  {r.source}", f"  {r.error}"]
+            return [f"{self._c('1;33', '! error')}  {_safe(r.source)}", f"  {_safe(r.error or '')}"]
         ex, doc = r.explanation, r.doc
         head = self._c("1;32", "✓ MATCH") if ex.matched else self._c("1;31", "✗ no match")
-        lines = [f"{head}  {self._c('1', doc.title or '(untitled)')}", f"  {r.source}"]
-        meta = [m for m in (r.feed, r.published) if m]
+        title = _safe(doc.title) or "(untitled)"
+        lines = [f"{head}  {self._c('1', title)}", f"  {_safe(r.source)}"]
+        meta = [_safe(m) for m in (r.feed, r.published) if m]
         if meta:
             lines.append("  " + " · ".join(meta))
         if ex.matched:
@@ -284,21 +294,22 @@ class _Printer:
 
     def _match(self, doc: Document, m: Match) -> list[str]:
         via = f" ({m.place})" if m.place and m.place != m.term else ""
-        head = f"    {m.kind} {m.term!r}{via}: found {m.text!r} in the {m.field}"
+        head = f"    {m.kind} {m.term!r}{via}: found {_safe(m.text)!r} in the {m.field}"
         return [head, "      " + self._snippet(_field_text(doc, m.field), m.start, m.text)]
 
     def _finding(self, doc: Document, f: Finding, *, snippet: bool) -> list[str]:
         what = "exclude term" if f.kind == "exclude" else f.kind
         reason = "" if f.kind == "exclude" else f": {f.reason}"
-        lines = [f"    {what} {f.term!r}: {f.text!r} in the {f.field}{reason}"]
+        lines = [f"    {what} {f.term!r}: {_safe(f.text)!r} in the {f.field}{_safe(reason)}"]
         if snippet:
             lines.append("      " + self._snippet(_field_text(doc, f.field), f.start, f.text))
         return lines
 
     def _snippet(self, text: str, start: int, found: str) -> str:
         snip, a, b = marked_snippet(text, start, start + len(found))
-        mark = self._c("1;33", snip[a:b]) if self.color else f"[{snip[a:b]}]"
-        return snip[:a] + mark + snip[b:]
+        found_text = _safe(snip[a:b])
+        mark = self._c("1;33", found_text) if self.color else f"[{found_text}]"
+        return _safe(snip[:a]) + mark + _safe(snip[b:])
 
 
 def _as_json(

@@ -145,10 +145,13 @@ async def test_pages_and_files_explain_every_match_and_every_miss(
     (tmp_path / "saved.html").write_bytes(
         page("Storm damage", ["High winds brought down trees across the region overnight."])
     )
+    (tmp_path / "evil.txt").write_text(  # a hostile page cannot drive the terminal
+        "\x1b[2J\x1b[31mWildfire\x1b[0m alert\x07\nA wildfire \x1b]0;pwned\x07near the coast.\n"
+    )
     cfg = write_config(tmp_path, server, [])
-    note, saved = str(tmp_path / "note.txt"), str(tmp_path / "saved.html")
+    note, saved, evil = (str(tmp_path / n) for n in ("note.txt", "saved.html", "evil.txt"))
     args = ["try", "--config", str(cfg), "--watchlist", "wildfire-evacuations"]
-    srcs = [fire, lisboa, cycle, drill, gone, note, saved, str(tmp_path / "nope.txt")]
+    srcs = [fire, lisboa, cycle, drill, gone, note, saved, str(tmp_path / "nope.txt"), evil]
     code, out, err = await cli(*args, *srcs)
     assert code == 0, err
     assert err == ""
@@ -193,7 +196,9 @@ async def test_pages_and_files_explain_every_match_and_every_miss(
     assert "keyword 'wildfire*': found 'Wildfire' in the title" in by[note]
     assert "place 'Lisbon': found 'Lisbon' in the title" in by[note]  # strongest: title
     assert by[saved].startswith("✗ no match  Storm damage")
-    assert out.rstrip().endswith("3 of 8 pages match watchlist 'wildfire-evacuations'")
+    assert by[evil].startswith("✓ MATCH  Wildfire alert")
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.rstrip().endswith("4 of 9 pages match watchlist 'wildfire-evacuations'")
 
     # the same as JSON
     code, out, err = await cli(*args, "--json", fire, drill, cycle, gone)
