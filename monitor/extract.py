@@ -34,28 +34,50 @@ class ExtractError(Exception):
     """No article text could be extracted; the message says why, in plain words."""
 
 
-def extract_article(html: bytes, url: str) -> Extracted:
-    """Extract the main text of one page. Pure and synchronous: runs inside a worker process."""
+# A result shorter than this (characters) from the fast path is re-done with trafilatura's
+# fallback extractors (readability, jusText), which rescue unusual page layouts.
+THIN_TEXT = 500
+
+
+def extract_article(
+    html: bytes, url: str, title: str | None = None, metadata: bool = False
+) -> Extracted:
+    """Extract the main text of one page. Pure and synchronous: runs inside a worker process.
+
+    ``title`` is the headline already known from the feed (dropped from the body if the page
+    repeats it). Page metadata (title, author, date) costs more than the text itself, so it is
+    read only when asked: the pipeline needs the page's date only when the feed gives none.
+    """
     import trafilatura
 
     if not html.strip():
         raise ExtractError("empty page")
-    doc = trafilatura.bare_extraction(
-        html,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
-        include_links=False,
-        deduplicate=False,
-        prune_xpath=PRUNE_XPATH,
-        config=_config(),
-    )
-    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
-    title = (getattr(doc, "title", None) or "").strip()
+
+    def run(fast: bool) -> object:
+        return trafilatura.bare_extraction(
+            html,
+            url=url,
+            fast=fast,
+            with_metadata=metadata,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            deduplicate=False,
+            prune_xpath=PRUNE_XPATH,
+            config=_config(),
+        )
+
+    doc = run(fast=True)
+    text = _text(doc)
+    if len(text) < THIN_TEXT:
+        slow = run(fast=False)
+        if len(_text(slow)) > len(text):
+            doc, text = slow, _text(slow)
+    page_title = (getattr(doc, "title", None) or "").strip() or None
+    headline = page_title or (title or "").strip()
     first, _, rest = text.partition("\n")
-    if title and first.strip() == title and rest.strip():
+    if headline and first.strip() == headline and rest.strip():
         text = rest.strip()  # the headline is the article's title, not its body
     if not text:
         raise ExtractError("no article text found on the page")
@@ -64,11 +86,15 @@ def extract_article(html: bytes, url: str) -> Extracted:
         language = m.group(1).decode("ascii").lower()
     return Extracted(
         text=text,
-        title=(getattr(doc, "title", None) or None),
+        title=page_title,
         author=(getattr(doc, "author", None) or None),
         published=_parse_date(getattr(doc, "date", None)),
         language=language,
     )
+
+
+def _text(doc: object) -> str:
+    return ((getattr(doc, "text", None) or "") if doc is not None else "").strip()
 
 
 @functools.cache

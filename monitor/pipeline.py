@@ -316,7 +316,9 @@ class Pipeline:
         key = cand.canonical or url
         shared = self._pages.get(key)
         if shared is None:
-            shared = asyncio.ensure_future(self._fetch_extract(url))
+            shared = asyncio.ensure_future(
+                self._fetch_extract(url, cand.entry.title, cand.entry.published is None)
+            )
             self._pages[key] = shared
             shared.add_done_callback(lambda _f: self._pages.pop(key, None))
         ex, error = await asyncio.shield(shared)
@@ -330,13 +332,24 @@ class Pipeline:
         log.info("extract fallback url=%s reason=%r", url, error)
         cand.body = cand.entry.summary
 
-    async def _fetch_extract(self, url: str) -> tuple[Extracted | None, str | None]:
-        """The page's article text, or why there is none (never raises for a bad page)."""
+    async def _fetch_extract(
+        self, url: str, title: str, metadata: bool
+    ) -> tuple[Extracted | None, str | None]:
+        """The page's article text, or why there is none (never raises for a bad page).
+
+        Page metadata (its date) is read only when the feed gives no date: it costs more CPU
+        than the article text itself.
+        """
         try:
             async with self._page_slots:
                 page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
                 ex = await self.pool.run(
-                    self.cfg.extraction.timeout, extract_article, page.body, page.url
+                    self.cfg.extraction.timeout,
+                    extract_article,
+                    page.body,
+                    page.url,
+                    title,
+                    metadata,
                 )
         except FetchError as exc:
             return None, f"page fetch failed: {exc}"

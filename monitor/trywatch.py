@@ -25,7 +25,7 @@ from monitor.extract import ExtractError, extract_article
 from monitor.fetch import Fetcher
 from monitor.match import Document, Explanation, Finding, Match, Matcher
 from monitor.match.snippet import marked_snippet
-from monitor.models import FetchError
+from monitor.models import Extracted, FetchError
 from monitor.settings import Config, PlaceSpec, Watchlist, parse_duration
 from monitor.workers import CpuPool, TaskTimeout
 
@@ -98,6 +98,10 @@ def _find_watchlist(cfg: Config, name: str) -> Watchlist:
 # --------------------------------------------------------------------------- sources
 
 
+def _extract_with_metadata(html: bytes, url: str) -> Extracted:
+    return extract_article(html, url, metadata=True)  # `try` shows the page's own title
+
+
 def _read_file(src: str) -> tuple[bytes, str]:
     path = Path(src)
     return path.read_bytes(), path.resolve().as_uri()
@@ -110,7 +114,7 @@ async def _load_source(
     if src.startswith(("http://", "https://")):
         assert fetcher is not None
         resp = await fetcher.get(src, accept=PAGE_ACCEPT)
-        ex = await pool.run(timeout, extract_article, resp.body, resp.url)
+        ex = await pool.run(timeout, _extract_with_metadata, resp.body, resp.url)
         return ex.title or "", ex.text
     try:
         raw, uri = await asyncio.to_thread(_read_file, src)
@@ -119,7 +123,7 @@ async def _load_source(
     except IsADirectoryError:
         raise TryError("is a directory (give an http(s) URL or a file)") from None
     if src.lower().endswith((".html", ".htm", ".xhtml")) or raw.lstrip()[:1] == b"<":
-        ex = await pool.run(timeout, extract_article, raw, uri)
+        ex = await pool.run(timeout, _extract_with_metadata, raw, uri)
         return ex.title or "", ex.text
     text = raw.decode("utf-8", errors="replace")
     first, _, rest = text.strip().partition("\n")

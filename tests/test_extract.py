@@ -23,7 +23,7 @@ PARAGRAPHS = [
 
 def test_extracts_article_text_without_chrome() -> None:
     html = page("Villages evacuated as flames spread", PARAGRAPHS)
-    ex = extract_article(html, "https://news.example.org/a")
+    ex = extract_article(html, "https://news.example.org/a", metadata=True)
     assert "evacuation order for three hill villages" in ex.text
     assert "1,200 residents" in ex.text
     for chrome in ("Most read", "FEMA", "Weekend in Lisbon", "Comments", "Test Gazette", "Sign up"):
@@ -32,6 +32,22 @@ def test_extracts_article_text_without_chrome() -> None:
     assert ex.text.startswith("Civil protection")  # the headline is not repeated as body text
     assert ex.published is not None and ex.published.tzinfo is not None
     assert ex.language == "en"
+
+
+def test_without_metadata_the_feed_title_is_the_headline() -> None:
+    html = page("Villages evacuated as flames spread", PARAGRAPHS)
+    ex = extract_article(html, "https://news.example.org/a", "Villages evacuated as flames spread")
+    assert ex.text.startswith("Civil protection")
+    assert ex.published is None and ex.title is None  # not read: the feed has them
+    assert ex.language == "en"  # from <html lang>, which costs nothing
+
+
+def test_thin_fast_result_falls_back_to_full_extraction() -> None:
+    """An unusual layout (text in bare divs) still yields its text."""
+    body = "".join(f"<div>{p} {p}</div><br>" for p in PARAGRAPHS)
+    html = f"<html><body><div><div>{body}</div></div></body></html>".encode()
+    ex = extract_article(html, "https://news.example.org/odd")
+    assert "1,200 residents" in ex.text
 
 
 def test_non_utf8_page() -> None:
