@@ -1,0 +1,26 @@
+"""The code stays ruff-clean (lint rules and formatting from pyproject.toml)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PATHS = ["monitor", "storage", "tests", "bench"]
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("ruff")
+    cmd = [exe] if exe else [sys.executable, "-m", "ruff"]
+    return subprocess.run([*cmd, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("mode", ["check", "format"])
+def test_ruff(mode: str) -> None:
+    args = ["check", *PATHS] if mode == "check" else ["format", "--check", *PATHS]
+    res = _ruff(*args)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
