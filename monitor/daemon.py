@@ -29,7 +29,7 @@ from monitor.match import Matcher
 from monitor.netguard import AddressPolicy, GuardedResolver
 from monitor.pipeline import Pipeline, PollResult
 from monitor.settings import Config, FeedConfig, iter_secrets
-from monitor.workers import CpuPool
+from monitor.workers import CpuPool, PoolClosed
 from storage import open_storage
 from storage.base import FeedSpec, FeedState, Storage
 
@@ -46,13 +46,15 @@ class RunStats:
     new_articles: int = 0
     alerts: int = 0
     results: list[PollResult] = field(default_factory=list)
+    keep_results: bool = True  # a one-pass run reports every poll; the daemon only counts
 
     def add(self, r: PollResult) -> None:
         self.polls += 1
         self.errors += r.status == "error"
         self.new_articles += r.new
         self.alerts += r.alerts
-        self.results.append(r)
+        if self.keep_results:
+            self.results.append(r)
 
 
 class Daemon:
@@ -70,7 +72,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(max(1, cfg.fetch.concurrency))
+        self._max_polls = max(1, cfg.fetch.concurrency)  # feeds polled at once
         self._dispatch_wake = asyncio.Event()
         register_secrets(iter_secrets(cfg))
 
@@ -147,6 +149,9 @@ class Daemon:
             result = await self.pipeline.poll(feed, state)
         except asyncio.CancelledError:
             raise
+        except PoolClosed:
+            log.info("poll abandoned at shutdown feed=%s", state.key)
+            return
         except Exception as exc:
             log.exception("poll crashed feed=%s error=%r", state.key, exc)
             result = PollResult(state.key, "error", error=repr(exc))
@@ -158,7 +163,6 @@ class Daemon:
         try:
             await self._poll(state)
         finally:
-            self._slots.release()
             self._inflight.pop(state.id, None)
             self._dispatch_wake.set()
 
@@ -166,17 +170,17 @@ class Daemon:
         """Hand due feeds to poll tasks as slots free up; sleep when nothing is due."""
         keys = list(self.feeds)
         while not stop.is_set():
-            free = self._slots._value
+            free = self._max_polls - len(self._inflight)
             due: list[FeedState] = []
             if free > 0:
-                due = await self.storage.due_feeds(
-                    datetime.now(UTC), keys, free + len(self._inflight)
-                )
-                due = [s for s in due if s.id not in self._inflight]
+                try:
+                    due = await self.storage.due_feeds(
+                        datetime.now(UTC), keys, free + len(self._inflight)
+                    )
+                except Exception as exc:  # a locked or full disk must not end the daemon
+                    log.error("dispatch failed error=%r; retrying in %gs", exc, DISPATCH_TICK)
+                due = [s for s in due if s.id not in self._inflight][:free]
             for state in due:
-                if stop.is_set():
-                    break
-                await self._slots.acquire()
                 self._inflight[state.id] = asyncio.create_task(
                     self._run_poll(state), name=f"poll:{state.key}"
                 )
@@ -204,6 +208,7 @@ class Daemon:
             self._log_health, "interval", minutes=5, id="health", coalesce=True, max_instances=1
         )
         scheduler.start()
+        self.stats.keep_results = False  # runs for months: count polls, do not keep them
         self.outbox.start(stop)
         log.info(
             "daemon started feeds=%d channels=%d watchlists=%d",

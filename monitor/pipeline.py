@@ -31,7 +31,7 @@ from monitor.schedule import (
 )
 from monitor.settings import Config, DigestSpec, FeedConfig
 from monitor.urls import canonical_url
-from monitor.workers import CpuPool, TaskTimeout
+from monitor.workers import CpuPool, PoolClosed, TaskTimeout
 from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,8 @@ class Pipeline:
 
         try:
             parsed = await self._parse(resp)
+        except PoolClosed:
+            raise  # shutting down: this poll is not recorded and the next process redoes it
         except (NotAFeed, TaskTimeout, Exception) as exc:
             err = _parse_error_text(exc)
             fail = FetchError("parse", err, url=resp.url, status=resp.status)
@@ -353,6 +355,8 @@ class Pipeline:
                 )
         except FetchError as exc:
             return None, f"page fetch failed: {exc}"
+        except PoolClosed:
+            raise  # shutting down: not an extraction failure; the poll is redone later
         except TaskTimeout:
             return None, f"extraction took longer than {self.cfg.extraction.timeout:g}s"
         except ExtractError as exc:

@@ -25,6 +25,15 @@ class TaskTimeout(Exception):
     """A worker task ran past its time limit."""
 
 
+class PoolClosed(Exception):
+    """The pool was shut down while (or before) the task ran."""
+
+
+def _fail(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(PoolClosed("the worker pool is shut down"))
+
+
 def _alarm(signum: int, frame: Any) -> None:
     raise TaskTimeout("time limit reached")
 
@@ -62,6 +71,8 @@ class CpuPool:
     def __init__(self, workers: int = 0) -> None:
         self.workers = workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
+        self._waiting: set[asyncio.Future[Any]] = set()
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -73,13 +84,21 @@ class CpuPool:
         """Run ``fn(*args)`` in a worker; raise TaskTimeout after ``limit`` seconds of work."""
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
+            if self._closed:
+                raise PoolClosed("the worker pool is shut down")
+            fut = loop.run_in_executor(self._executor(), _run_limited, limit, fn, args)
+            self._waiting.add(fut)
             try:
-                return await loop.run_in_executor(self._executor(), _run_limited, limit, fn, args)
+                return await fut
             except BrokenProcessPool:
+                if self._closed:
+                    raise PoolClosed("the worker pool is shut down") from None
                 log.error("worker pool broken; restarting it attempt=%d", attempt)
                 self._discard()
                 if attempt == 2:
                     raise
+            finally:
+                self._waiting.discard(fut)
         raise AssertionError("unreachable")
 
     def _discard(self) -> None:
@@ -88,6 +107,22 @@ class CpuPool:
             self._pool = None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers now: a page still being extracted is abandoned, not waited for.
+
+        Shutdown must fit in the 10 s a service manager allows; an extraction can take up to
+        ``extraction.timeout``. Whatever was abandoned is redone by the next process.
+        """
+        self._closed = True
+        for fut in list(self._waiting):  # callers get PoolClosed instead of waiting forever
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_fail, fut)
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join(timeout=2)

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from monitor.extract import ExtractError, extract_article
-from monitor.workers import CpuPool, TaskTimeout
+from monitor.workers import CpuPool, PoolClosed, TaskTimeout
 from tests.newsroom import page
 
 PARAGRAPHS = [
@@ -152,3 +152,15 @@ def test_page_with_only_chrome_never_yields_chrome_text() -> None:
     except ExtractError:
         return
     assert "wildfire" not in text and "FEMA" not in text
+
+
+async def test_pool_close_does_not_wait_for_a_long_task() -> None:
+    """Shutdown must fit in 10 s even while a worker is deep in a slow page."""
+    pool = CpuPool(1)
+    task = asyncio.ensure_future(pool.run(60, _spin, 60))
+    await asyncio.sleep(0.5)  # the worker is now busy
+    t0 = time.monotonic()
+    pool.close()
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(PoolClosed):
+        await asyncio.wait_for(task, 5)
