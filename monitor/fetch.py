@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import http
 import logging
 import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol
 
@@ -38,6 +36,7 @@ from yarl import URL
 
 from monitor.models import FetchError, FetchResponse
 from monitor.netguard import AddressPolicy, BlockedAddressError, GuardedResolver
+from monitor.retry_after import parse_retry_after
 from monitor.settings import FetchSettings
 
 log = logging.getLogger(__name__)
@@ -50,29 +49,6 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
 _CHUNK = 64 * 1024
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:  # HTTP-dates are GMT by definition
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def format_size(n: int) -> str:

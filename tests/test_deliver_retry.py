@@ -9,7 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from monitor.deliver.retry import RetryPolicy, classify_status, parse_retry_after
+from monitor.deliver.retry import RetryPolicy, classify_status
+from monitor.retry_after import parse_retry_after
 from monitor.settings import DeliverySettings
 
 
@@ -125,7 +126,8 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(" 7 ") == 7
     assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
     assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0
-    assert parse_retry_after("-5") == 0
+    assert parse_retry_after("-5") is None  # unusable: the policy's own backoff applies
+    assert parse_retry_after("1.5") == 1.5
     assert parse_retry_after("soon") is None
     assert parse_retry_after("") is None
     assert parse_retry_after(None) is None

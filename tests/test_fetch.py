@@ -18,8 +18,9 @@ import trustme
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from monitor.fetch import FEED_ACCEPT, Fetcher, format_size, parse_retry_after
+from monitor.fetch import FEED_ACCEPT, Fetcher, format_size
 from monitor.models import FetchError
+from monitor.retry_after import parse_retry_after
 from monitor.settings import FetchSettings
 
 try:
