@@ -142,7 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "check":
         return cmd_check(_load(args))
     if cmd == "run":
-        return asyncio.run(cmd_run(_load(args), once=args.once))
+        return asyncio.run(cmd_run(_load(args), once=args.once, config_path=args.config))
     if cmd == "demo":
         from monitor.demo import run_demo
 
@@ -178,11 +178,12 @@ def cmd_check(cfg: Config) -> int:
 # ---------------------------------------------------------------------- run
 
 
-async def cmd_run(cfg: Config, once: bool) -> int:
-    from monitor.daemon import Daemon, install_signal_handlers
+async def cmd_run(cfg: Config, once: bool, config_path: str | None = None) -> int:
+    from monitor.daemon import Daemon, install_signal_handlers, reload_on_signal
 
     stop = asyncio.Event()
-    install_signal_handlers(stop)
+    reload = asyncio.Event()
+    install_signal_handlers(stop, reload)
     async with Daemon(cfg) as daemon:
         if once:
             runner = asyncio.create_task(daemon.run_once())
@@ -195,7 +196,11 @@ async def cmd_run(cfg: Config, once: bool) -> int:
             await asyncio.gather(runner, return_exceptions=True)
             log.info("interrupted; queued alerts stay queued for the next run")
             return EXIT_OK
-        return await daemon.run(stop)
+        reloader = asyncio.create_task(reload_on_signal(daemon, config_path, reload))
+        try:
+            return await daemon.run(stop)
+        finally:
+            reloader.cancel()
 
 
 # ---------------------------------------------------------------------- status

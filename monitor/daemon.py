@@ -74,6 +74,9 @@ class Daemon:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._max_polls = max(1, cfg.fetch.concurrency)  # feeds polled at once
         self._dispatch_wake = asyncio.Event()
+        self._outbox_stop = asyncio.Event()
+        self._running = False
+        self._reload_lock = asyncio.Lock()
         register_secrets(iter_secrets(cfg))
 
     # ------------------------------------------------------------------ lifecycle
@@ -92,6 +95,20 @@ class Daemon:
             timeout=aiohttp.ClientTimeout(total=60),
             headers={"User-Agent": self.cfg.fetch.user_agent},
         )
+        self.outbox = self._build_outbox()
+        self.pipeline = Pipeline(
+            self.cfg,
+            self.storage,
+            self.fetcher,
+            self.pool,
+            self.matcher,
+            on_alerts=self._alerts_event,
+        )
+        self.lag.start()
+        return self
+
+    def _build_outbox(self) -> Outbox:
+        assert self._http is not None
         policy = RetryPolicy.from_settings(self.cfg.delivery)
         workers: dict[str, ChannelWorker] = {}
         for name, ch in self.cfg.channels.items():
@@ -109,17 +126,7 @@ class Daemon:
                 digest_watchlists=self._digest_watchlists(name),
                 timeout=float(getattr(ch, "timeout", 30.0)),
             )
-        self.outbox = Outbox(workers, self.storage)
-        self.pipeline = Pipeline(
-            self.cfg,
-            self.storage,
-            self.fetcher,
-            self.pool,
-            self.matcher,
-            on_alerts=self._alerts_event,
-        )
-        self.lag.start()
-        return self
+        return Outbox(workers, self.storage)
 
     def _digest_watchlists(self, channel: str) -> frozenset[str]:
         """Watchlists whose alerts this channel gathers into digests (``digest:`` on the watchlist)."""
@@ -168,8 +175,8 @@ class Daemon:
 
     async def dispatch(self, stop: asyncio.Event) -> None:
         """Hand due feeds to poll tasks as slots free up; sleep when nothing is due."""
-        keys = list(self.feeds)
         while not stop.is_set():
+            keys = list(self.feeds)  # re-read: a reload may have changed the feeds
             free = self._max_polls - len(self._inflight)
             due: list[FeedState] = []
             if free > 0:
@@ -209,7 +216,9 @@ class Daemon:
         )
         scheduler.start()
         self.stats.keep_results = False  # runs for months: count polls, do not keep them
-        self.outbox.start(stop)
+        self._outbox_stop = asyncio.Event()
+        self.outbox.start(self._outbox_stop)
+        self._running = True
         log.info(
             "daemon started feeds=%d channels=%d watchlists=%d",
             len(self.feeds),
@@ -221,6 +230,8 @@ class Daemon:
         t0 = time.monotonic()
         log.info("shutting down in_flight_polls=%d", len(self._inflight))
         scheduler.shutdown(wait=False)
+        self._running = False
+        self._outbox_stop.set()
         dispatcher.cancel()
         await asyncio.gather(dispatcher, return_exceptions=True)
         if self._inflight:
@@ -231,6 +242,64 @@ class Daemon:
         await self.outbox.join(timeout=max(0.5, SHUTDOWN_GRACE + 1 - (time.monotonic() - t0)))
         log.info("daemon stopped seconds=%.2f", time.monotonic() - t0)
         return 0
+
+    async def reload(self, new: Config) -> list[str]:
+        """Apply an edited config to the running daemon (SIGHUP); return what changed.
+
+        Feeds, watchlists and channels change live: the matcher is rebuilt only when the
+        watchlists changed, and channel workers are restarted only when the channels did.
+        Storage, fetch and extraction settings need a restart; a change there is logged and
+        ignored. Polls and sends in flight finish with the config they started with.
+        """
+        async with self._reload_lock:
+            changed: list[str] = []
+            for key in ("storage", "fetch", "extraction"):
+                if getattr(new, key) != getattr(self.cfg, key):
+                    log.warning(
+                        "reload: %s settings change only on restart; keeping the old ones", key
+                    )
+            new = new.model_copy(
+                update={
+                    "storage": self.cfg.storage,
+                    "fetch": self.cfg.fetch,
+                    "extraction": self.cfg.extraction,
+                }
+            )
+            register_secrets(iter_secrets(new))
+            old = self.cfg
+            if new.watchlists != old.watchlists:
+                # Building the matcher (gazetteer lookups) is CPU work: keep it off the loop.
+                self.matcher = await asyncio.to_thread(Matcher.build, new.watchlists)
+                changed.append("watchlists")
+            if new.feeds != old.feeds:
+                self.feeds = {f.url: f for f in new.feeds if f.enabled}
+                await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
+                changed.append("feeds")
+            if new.defaults != old.defaults or new.delivery != old.delivery:
+                changed.append("defaults/delivery")
+            self.cfg = new
+            if self.pipeline is not None:
+                self.pipeline.reconfigure(new, self.matcher)
+            channels_changed = (
+                new.channels != old.channels
+                or (
+                    [(w.name, w.digest, w.channels) for w in new.watchlists]
+                    != [(w.name, w.digest, w.channels) for w in old.watchlists]
+                )
+                or new.delivery != old.delivery
+            )
+            if channels_changed and self.outbox is not None:
+                changed.append("channels")
+                if self._running:
+                    self._outbox_stop.set()
+                    await self.outbox.join(timeout=SHUTDOWN_GRACE)
+                    self.outbox = self._build_outbox()
+                    self._outbox_stop = asyncio.Event()
+                    self.outbox.start(self._outbox_stop)
+                else:
+                    self.outbox = self._build_outbox()
+            self._dispatch_wake.set()
+            return changed
 
     async def _log_health(self) -> None:
         assert self.outbox is not None
@@ -287,7 +356,30 @@ def feed_spec(feed: FeedConfig) -> FeedSpec:
     return FeedSpec(key=feed.url, name=feed.name, fingerprint=digest)
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
+def install_signal_handlers(stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+
+
+async def reload_on_signal(daemon: Daemon, path: str | None, signal_event: asyncio.Event) -> None:
+    """Re-read the config whenever SIGHUP arrives; a broken edit keeps the running config."""
+    from monitor.settings import ConfigError, load_config
+
+    while True:
+        await signal_event.wait()
+        signal_event.clear()
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            for line in exc.errors:
+                log.error("reload failed; keeping the running config error=%r", line)
+            continue
+        try:
+            changed = await daemon.reload(new)
+        except ValueError as exc:  # e.g. a place the gazetteer does not know
+            log.error("reload failed; keeping the running config error=%r", str(exc))
+            continue
+        log.info("config reloaded changed=%s", ",".join(changed) or "nothing")

@@ -134,6 +134,12 @@ class Pipeline:
         await self._updates.flush()
         await self._articles.flush()
 
+    def reconfigure(self, cfg: Config, matcher: Matcher) -> None:
+        """Use a reloaded config from the next poll on (polls in flight keep the old one)."""
+        self.cfg = cfg
+        self.matcher = matcher
+        self.watchlists = {wl.name: wl for wl in cfg.watchlists}
+
     # ------------------------------------------------------------------ scheduling policy
     def _policy(self, feed: FeedConfig) -> IntervalPolicy:
         d = self.cfg.defaults

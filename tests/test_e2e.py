@@ -432,3 +432,54 @@ async def test_sigterm_stops_running_daemon_within_10s(
         assert elapsed < 10, elapsed
         assert b"daemon stopped" in err
         verify_standard_webhook(SECRET, hook.requests[0])
+
+
+async def test_sighup_reloads_feeds_and_watchlists(tmp_path: Path, server: HostileServer) -> None:
+    room = Newsroom(server)
+    first = room.add(Feed("/first.xml", "First", [CHROME_ONLY]))
+    second = room.add(Feed("/second.xml", "Second", [ARCTIC]))
+    quiet_watch = """
+  - name: cycling
+    keywords: [velodrome]
+    channels: [hook]
+"""
+    async with WebhookReceiver() as hook:
+        path = tmp_path / "feedwatch.yaml"
+        path.write_text(
+            config_text(tmp_path / "fw.db", [(first, "First")], hook.url, watchlist=quiet_watch)
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor.cli", "run", "--config", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_cli_env(),
+        )  # fmt: skip
+        try:
+            for _ in range(200):  # wait for the first poll
+                await asyncio.sleep(0.05)
+                if server.hits["/first.xml"]:
+                    break
+            # A broken edit is refused; the daemon keeps running on the old config.
+            path.write_text("watchlists: [unclosed\n")
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(1.0)
+            assert proc.returncode is None
+            # A good edit: a new feed and a watchlist that matches it, live.
+            path.write_text(
+                config_text(tmp_path / "fw.db", [(first, "First"), (second, "Second")], hook.url)
+            )
+            proc.send_signal(signal.SIGHUP)
+            (req,) = await hook.wait_for(1, timeout=30)
+            assert (
+                verify_standard_webhook(SECRET, req)["article"]["title"]
+                == "Smoke reaches the Arctic"
+            )
+            assert server.hits["/first.xml"] == 1  # not re-polled: not due
+            proc.send_signal(signal.SIGTERM)
+            _out, err = await asyncio.wait_for(proc.communicate(), 15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0
+        log = err.decode()
+        assert "reload failed; keeping the running config" in log and "YAML syntax error" in log
+        assert "config reloaded changed=watchlists,feeds" in log
