@@ -449,7 +449,7 @@ class Pipeline:
 
 def _parse_error_text(exc: BaseException) -> str:
     if isinstance(exc, NotAFeed):
-        if exc.feed_links:
+        if exc.feed_links and exc.feed_links[0] not in str(exc):
             return f"{exc} (the page links to feeds: {', '.join(exc.feed_links[:5])})"
         return str(exc)
     if isinstance(exc, TaskTimeout):
