@@ -211,6 +211,16 @@ class _Model(BaseModel):
 class StorageSettings(_Model):
     url: str = "data/feedwatch.db"
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v.startswith(("postgres://", "postgresql://", "postgresql+")):
+            # Checked here so `feedwatch check` refuses a config `run` could not use.
+            raise ValueError("PostgreSQL is not supported by this version yet; use an SQLite path")
+        if "://" in v and not v.startswith("sqlite://"):
+            raise ValueError("use a file path, sqlite:///path or postgresql://...")
+        return v
+
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:
         return "postgresql" if self.url.startswith(("postgres://", "postgresql://")) else "sqlite"
@@ -648,7 +658,7 @@ def load_config_text(
     storage = data.get("storage")
     if isinstance(storage, dict) and isinstance(storage.get("url"), str):
         url = storage["url"]
-        if not url.startswith(("postgres://", "postgresql://", ":memory:")):
+        if url != ":memory:" and ("://" not in url or url.startswith("sqlite:")):
             raw = url.removeprefix("sqlite:///").removeprefix("sqlite://")
             if not Path(raw).is_absolute():
                 storage["url"] = os.path.normpath(base_dir / raw)

@@ -333,3 +333,14 @@ def test_bundled_configs_are_valid() -> None:
         root / "config" / "feedwatch.example.yaml",
         env={"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/C", "SMTP_PASSWORD": "x"},
     )
+
+
+def test_storage_url_forms(tmp_path: Path) -> None:
+    ok = write(tmp_path, "storage: {url: 'sqlite:///x.db'}\n")
+    assert load_config(ok, env={}).storage.sqlite_path == tmp_path / "x.db"
+    pg = write(tmp_path, "storage: {url: 'postgresql://u:secretpw@db/feeds'}\n", name="pg.yaml")
+    (err,) = errors_of(pg)
+    assert "storage.url: PostgreSQL is not supported by this version yet" in err
+    assert "secretpw" not in err
+    bad = write(tmp_path, "storage: {url: 'mysql://db/x'}\n", name="my.yaml")
+    assert "storage.url:" in errors_of(bad)[0]
