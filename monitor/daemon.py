@@ -162,6 +162,10 @@ class Daemon:
         except Exception as exc:
             log.exception("poll crashed feed=%s error=%r", state.key, exc)
             result = PollResult(state.key, "error", error=repr(exc))
+            try:
+                await self.pipeline.record_crash(feed, state, exc)
+            except Exception as exc2:  # storage itself is failing: the dispatcher keeps trying
+                log.error("cannot record poll failure feed=%s error=%r", state.key, exc2)
         self.stats.add(result)
         if result.alerts and self.outbox is not None:
             self.outbox.wake()

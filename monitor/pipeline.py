@@ -230,6 +230,18 @@ class Pipeline:
             PARSE_TIME_LIMIT, parse_feed, resp.body, resp.url, resp.content_type
         )
 
+    async def record_crash(
+        self, feed: FeedConfig, state: FeedState, exc: BaseException
+    ) -> PollResult:
+        """A bug or storage error during a poll still backs the feed off, so it is not retried
+        in a tight loop; the error is visible in `status`."""
+        now = datetime.now(UTC)
+        interval = base_interval(self._policy(feed), state.interval, state.ttl)
+        err = FetchError("internal", f"internal error: {type(exc).__name__}: {exc}", url=state.url)
+        return await self._record_failure(
+            feed, state, feed_display_name(feed, state), err, now, interval, time.monotonic()
+        )
+
     async def _record_failure(
         self,
         feed: FeedConfig,

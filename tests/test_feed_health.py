@@ -367,3 +367,35 @@ async def test_enormous_feed(tmp_path: Path, server: HostileServer) -> None:
         assert len(hook.requests) == 10
         d = await once(cfg)
         assert d.stats.new_articles == 0 and len(hook.requests) == 10
+
+
+async def test_a_storage_failure_mid_poll_backs_off_and_loses_nothing(
+    tmp_path: Path, server: HostileServer
+) -> None:
+    """Fault injection on a real SQLite database: the first write of new articles fails."""
+    from storage.base import StorageError
+    from storage.sqlite import SQLiteStorage
+
+    class DiskFullOnce(SQLiteStorage):
+        failed = False
+
+        async def add_articles(self, articles: list[Any]) -> list[int | None]:
+            if not DiskFullOnce.failed:
+                DiskFullOnce.failed = True
+                raise StorageError("database or disk is full (injected)")
+            return await super().add_articles(articles)
+
+    room = Newsroom(server)
+    feed = room.add(Feed("/f.xml", "F", [FIRE]))
+    async with WebhookReceiver() as hook:
+        cfg = make_config(tmp_path, [(feed, "F")], hook.url)
+        async with Daemon(cfg, storage=DiskFullOnce(cfg.storage.sqlite_path)) as d:
+            await d.run_once()
+        assert d.stats.errors == 1 and not hook.requests
+        st = (await states(cfg))["F"]
+        assert st.error_count == 1 and "disk is full" in (st.last_error or "")
+        assert st.next_poll is not None and st.next_poll > datetime.now(UTC) + timedelta(minutes=10)
+        # The feed's ETag was not stored with the failed poll, so the next pass sees the item again.
+        assert st.etag is None
+        d2 = await once(cfg)
+        assert d2.stats.new_articles == 1 and len(hook.requests) == 1
