@@ -29,19 +29,34 @@ class CliError(Exception):
         self.code = code
 
 
-def _parser() -> argparse.ArgumentParser:
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the command (`feedwatch -c x run` = `feedwatch run -c x`).
+
+    On the commands their defaults are suppressed, so a value given before the command is not
+    overwritten by the command's default.
+    """
+    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", "-c", help="config file (default: $FEEDWATCH_CONFIG or ./config/feedwatch.yaml)"
+        "--config",
+        "-c",
+        help="config file (default: $FEEDWATCH_CONFIG or ./config/feedwatch.yaml)",
+        **kw,
     )
-    common.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
-    common.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
-    common.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    common.add_argument("--debug", action="store_true", help="verbose logs and tracebacks", **kw)
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], **kw)
+    common.add_argument(
+        "--log-json", action="store_true", help="one JSON object per log line", **kw
+    )
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options(suppress=True)
     p = argparse.ArgumentParser(
         prog="feedwatch",
         description="Watch RSS/Atom feeds, extract articles, match watchlists, send alerts.",
-        parents=[common],
+        parents=[_common_options(suppress=False)],
     )
     p.add_argument("--version", action="version", version=f"feedwatch {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -344,3 +344,14 @@ def test_storage_url_forms(tmp_path: Path) -> None:
     assert "secretpw" not in err
     bad = write(tmp_path, "storage: {url: 'mysql://db/x'}\n", name="my.yaml")
     assert "storage.url:" in errors_of(bad)[0]
+
+
+def test_global_options_work_before_or_after_the_command(tmp_path: Path) -> None:
+    path = write(tmp_path, "feeds: [{url: 'https://a.example/rss', name: Placed}]\n")
+    for args in (
+        ("--config", str(path), "check"),
+        ("check", "--config", str(path)),
+        ("-c", str(path), "--debug", "check"),
+    ):
+        res = _cli(*args)
+        assert res.returncode == 0 and "Placed" in res.stdout, (args, res.stderr)
