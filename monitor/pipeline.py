@@ -363,6 +363,9 @@ class Pipeline:
         try:
             async with self._page_slots:
                 page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
+                if not _is_page(page.content_type, page.body):
+                    kind = page.content_type.split(";")[0].strip() or "unknown type"
+                    return None, f"the link is not a web page ({kind})"
                 ex = await self.pool.run(
                     self.cfg.extraction.timeout,
                     extract_article,
@@ -457,6 +460,17 @@ class Pipeline:
             if spec is not None:
                 out[ch] = period_end(spec, now)
         return out
+
+
+_PAGE_TYPES = ("text/html", "application/xhtml", "text/plain", "application/xml", "text/xml")
+
+
+def _is_page(content_type: str, body: bytes) -> bool:
+    """HTML (or a type-less body that looks like markup): not a PDF, image, audio or video."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype:
+        return ctype.startswith(_PAGE_TYPES)
+    return body.lstrip()[:1] == b"<"
 
 
 def _parse_error_text(exc: BaseException) -> str:

@@ -399,3 +399,32 @@ async def test_a_storage_failure_mid_poll_backs_off_and_loses_nothing(
         assert st.etag is None
         d2 = await once(cfg)
         assert d2.stats.new_articles == 1 and len(hook.requests) == 1
+
+
+async def test_links_to_pdfs_and_images_fall_back_to_the_summary(
+    tmp_path: Path, server: HostileServer
+) -> None:
+    async def pdf(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"%PDF-1.7 binary wildfire", content_type="application/pdf")
+
+    server.route("/report.pdf", pdf)
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Docs</title>'
+        f"<item><title>Annual report</title><link>{server.url('/report.pdf')}</link>"
+        "<description>The agency's wildfire report for the year.</description></item>"
+        "</channel></rss>"
+    ).encode()
+    server.feed("/docs.xml", body)
+    async with WebhookReceiver() as hook:
+        cfg = make_config(tmp_path, [(server.url("/docs.xml"), "Docs")], hook.url)
+        cfg = cfg.model_copy(update={"defaults": cfg.defaults.model_copy(update={"extract": True})})
+        d = await once(cfg)
+        assert d.stats.new_articles == 1 and len(hook.requests) == 1
+        s = open_storage(cfg.storage.url)
+        await s.open()
+        try:
+            (art,) = await s.articles_since(datetime.now(UTC) - timedelta(hours=1))
+        finally:
+            await s.close()
+        assert art.extract_error == "the link is not a web page (application/pdf)"
+        assert "%PDF" not in art.body
