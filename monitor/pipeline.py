@@ -173,6 +173,7 @@ class Pipeline:
             )
             update.url = resp.permanent_url
         if resp.not_modified:
+            self._learn(update, state, policy, now, 0, [], state.ttl)
             await self._updates.submit((state.id, update))
             log.info("feed polled feed=%r status=304 new=0", name)
             return PollResult(name, "not_modified", seconds=time.monotonic() - started)
@@ -182,6 +183,7 @@ class Pipeline:
         update.last_modified = resp.headers.get("last-modified")
         update.body_hash = body_hash
         if body_hash == state.body_hash:
+            self._learn(update, state, policy, now, 0, [], state.ttl)
             await self._updates.submit((state.id, update))
             log.info("feed polled feed=%r status=%d unchanged=1 new=0", name, resp.status)
             return PollResult(name, "unchanged", seconds=time.monotonic() - started)
@@ -200,23 +202,11 @@ class Pipeline:
         if not feed.name and parsed.title:
             name = parsed.title  # the feed's own title, known from its first successful poll
         result = await self._ingest(feed, state, name, parsed, now)
-        # Learn the publishing rate for `interval: auto` and `status`.
-        since = (now - state.last_success).total_seconds() if state.last_success else None
-        rate = learn_rate(
-            state.items_per_day,
-            result.new,
-            since,
-            [e.published for e in parsed.entries if e.published],
-        )
-        update.items_per_day = rate
+        dates = [e.published for e in parsed.entries if e.published]
+        self._learn(update, state, policy, now, result.new, dates, parsed.ttl)
         if parsed.title and parsed.title != state.title:
             update.title = parsed.title
         update.ttl = parsed.ttl
-        if policy.interval == "auto":
-            learned = learned_interval(rate)
-            update.interval = learned
-            interval = base_interval(policy, learned, parsed.ttl)
-            update.next_poll = after(now, jittered(interval))
         await self._updates.submit((state.id, update))
         result.seconds = time.monotonic() - started
         log.info(
@@ -224,6 +214,29 @@ class Pipeline:
             name, resp.status, result.entries, result.new, result.alerts, result.extract_failures, result.seconds,
         )  # fmt: skip
         return result
+
+    def _learn(
+        self,
+        update: FeedUpdate,
+        state: FeedState,
+        policy: IntervalPolicy,
+        now: datetime,
+        new_items: int,
+        dates: list[datetime],
+        ttl: float | None,
+    ) -> None:
+        """Fold this successful poll into the publishing-rate estimate (`status`, `interval: auto`).
+
+        Every success counts, 304s included: quiet polls pull the estimate down as surely as
+        new items push it up.
+        """
+        since = (now - state.last_success).total_seconds() if state.last_success else None
+        rate = learn_rate(state.items_per_day, new_items, since, dates)
+        update.items_per_day = rate
+        if policy.interval == "auto":
+            learned = learned_interval(rate)
+            update.interval = learned
+            update.next_poll = after(now, jittered(base_interval(policy, learned, ttl)))
 
     async def _parse(self, resp: FetchResponse) -> ParsedFeed:
         return await self.pool.run(

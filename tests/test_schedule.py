@@ -71,3 +71,14 @@ def test_digest_period_end_fixed_and_daily() -> None:
     assert period_end(lisbon, NOW) == datetime(2026, 3, 11, 8, 0, tzinfo=UTC)
     early = datetime(2026, 7, 1, 5, 0, tzinfo=UTC)  # 06:00 in Lisbon (summer time)
     assert period_end(lisbon, early) == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+
+
+def test_rate_estimate_is_steady_when_quiet_polls_count() -> None:
+    """Polled every 15 minutes, 304s included: the estimate settles on the true rate."""
+    for per_day in (1, 48):
+        rate = learn_rate(None, 0, None, [NOW - timedelta(days=i / per_day) for i in range(20)])
+        every = 96 // per_day
+        for _day in range(20):
+            for poll in range(96):
+                rate = learn_rate(rate, 1 if poll % every == 0 else 0, 900, [])
+        assert rate is not None and 0.8 * per_day <= rate <= 1.25 * per_day, (per_day, rate)
