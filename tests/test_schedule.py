@@ -78,7 +78,15 @@ def test_rate_estimate_is_steady_when_quiet_polls_count() -> None:
     for per_day in (1, 48):
         rate = learn_rate(None, 0, None, [NOW - timedelta(days=i / per_day) for i in range(20)])
         every = 96 // per_day
+        seen: list[float] = []
         for _day in range(20):
             for poll in range(96):
                 rate = learn_rate(rate, 1 if poll % every == 0 else 0, 900, [])
-        assert rate is not None and 0.8 * per_day <= rate <= 1.25 * per_day, (per_day, rate)
+                assert rate is not None
+                seen.append(rate)
+        last_day = seen[-96:]
+        mean = sum(last_day) / len(last_day)
+        assert 0.8 * per_day <= mean <= 1.25 * per_day, (per_day, mean)
+        assert (
+            max(last_day) < 2 * per_day and min(last_day) > per_day / 2
+        )  # no drift, bounded swing
