@@ -303,7 +303,7 @@ class Matcher:
             return Explanation(name, True, tuple(matches), (), aside)
         cands = [c for ident, c in found.best.items() if ident[0] == idx]
         cands.sort(key=_strength)
-        partial = tuple(_matches(cands, texts))
+        partial = tuple(_matches(cands, texts, {}))
         reasons = [
             f"excluded by {f.term!r}, found {f.text!r} in the {f.field}"
             for f in aside
@@ -346,16 +346,31 @@ class Matcher:
         cond = res.cond
         excluded = res.excluded
         present = res.present
-        contained = self._contained(hits) if len(hits) > 1 else ()
+        # place hits inside a longer place name: worked out on the first place hit (most
+        # articles name no watched place)
+        contained: set[int] | None = None
         title_headline: bool | None = None
         plain = self._plain
         span = dt.span
+        # DocText.span inlined for the one-pass normalisation (the common case): it runs for
+        # every hit
+        src, (b1, b2) = dt.offsets()
         for n, (s, e, kid) in enumerate(hits):
             p = plain[kid]
             if p is not None:
                 wl = p[0]
                 if active[wl] and (wl not in excluded or trace is not None):
-                    rank, os_, oe = span(s, e)
+                    if src is None:
+                        rank, os_, oe = span(s, e)
+                    else:
+                        os_ = src[s - 1]
+                        oe = src[e - 2] + 1
+                        if os_ < b1:
+                            rank = 0
+                        elif os_ < b2:
+                            rank, os_, oe = 1, os_ - b1, oe - b1
+                        else:
+                            rank, os_, oe = 2, os_ - b2, oe - b2
                     old = best.get(p[1])
                     if old is None or rank < old[0] or (rank == old[0] and os_ < old[1]):
                         best[p[1]] = (rank, os_, oe, texts[rank][os_:oe], p[2], "")
@@ -375,7 +390,9 @@ class Matcher:
                     rank, os_, oe = dt.span(s, e)
                     text = texts[rank]
                     found = text[os_:oe]
-                if kind == PLACE and n in contained:
+                if kind == PLACE and contained is None:
+                    contained = self._contained(hits) if len(hits) > 1 else set()
+                if kind == PLACE and n in contained:  # type: ignore[operator]
                     if trace is not None:
                         outer = self._outer(hits, n, dt, texts)
                         self._aside(
@@ -552,6 +569,7 @@ class Matcher:
             per_wl.setdefault(i, [])
         out: dict[str, list[Match]] = {}
         wls = self._watchlists
+        snippets: dict[tuple[int, int, int], str] = {}  # one per span: watchlists share hits
         for i in sorted(per_wl):
             if i in excluded or not active[i]:
                 continue
@@ -565,24 +583,28 @@ class Matcher:
                 continue
             if len(cands) > 1:
                 cands.sort(key=_strength)  # stable: ties keep the order found
-            out[wl.name] = _matches(cands, texts)
+            out[wl.name] = _matches(cands, texts, snippets)
         return out
 
 
-def _matches(cands: list[_Candidate], texts: tuple[str, str, str]) -> list[Match]:
-    """The reported form of candidates: snippets are only ever built here."""
-    return [
-        Match(
-            _KIND_NAMES[use.kind],
-            use.term,
-            text,
-            make_snippet(texts[rank], start, end),
-            FIELDS[rank],
-            start,
-            use.place,
+def _matches(
+    cands: list[_Candidate],
+    texts: tuple[str, str, str],
+    snippets: dict[tuple[int, int, int], str],
+) -> list[Match]:
+    """The reported form of candidates: snippets are only ever built here, once per span of
+    an article (``snippets``: the article's cache; a prefix keyword and a whole word of
+    another watchlist often share one)."""
+    out = []
+    for rank, start, end, text, use, _ in cands:
+        where = (rank, start, end)
+        snip = snippets.get(where)
+        if snip is None:
+            snip = snippets[where] = make_snippet(texts[rank], start, end)
+        out.append(
+            Match(_KIND_NAMES[use.kind], use.term, text, snip, FIELDS[rank], start, use.place)
         )
-        for rank, start, end, text, use, _ in cands
-    ]
+    return out
 
 
 def _strength(c: _Candidate) -> tuple[int, int, int]:

@@ -354,6 +354,13 @@ class DocText:
         self.norm = SEP.join(ft.norm for ft in fts)
         self.unspaced = any(_UNSPACED_CHAR.search(ft.norm) for ft in fts)
 
+    def offsets(self) -> tuple[memoryview | None, tuple[int, int]]:
+        """(normalised position - 1 -> joined original position, field starts in the joined
+        text) for callers that inline :meth:`span`; (None, ...) on the per-field path."""
+        if self._fts:
+            return None, (0, 0)
+        return self._src, self._bases
+
     def span(self, n_start: int, n_end: int) -> tuple[int, int, int]:
         """Normalised span of word characters -> (field index, start, end) in that field."""
         if self._fts:
