@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,7 +28,7 @@ from monitor.logs import register_secrets
 from monitor.match import Matcher
 from monitor.netguard import AddressPolicy, GuardedResolver
 from monitor.pipeline import Pipeline, PollResult
-from monitor.settings import Config, FeedConfig, iter_secrets
+from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
 from monitor.workers import CpuPool, PoolClosed
 from storage import open_storage
 from storage.base import FeedSpec, FeedState, Storage
@@ -218,6 +218,16 @@ class Daemon:
         scheduler.add_job(
             self._log_health, "interval", minutes=5, id="health", coalesce=True, max_instances=1
         )
+        if self.cfg.storage.keep_text > 0:
+            scheduler.add_job(
+                self.prune,
+                "interval",
+                hours=6,
+                id="prune",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+            )
         scheduler.start()
         self.stats.keep_results = False  # runs for months: count polls, do not keep them
         self._outbox_stop = asyncio.Event()
@@ -305,6 +315,20 @@ class Daemon:
             self._dispatch_wake.set()
             return changed
 
+    async def prune(self) -> int:
+        """Drop article text past `storage.keep_text` (identities stay: nothing re-alerts)."""
+        keep = self.cfg.storage.keep_text
+        if keep <= 0:
+            return 0
+        try:
+            n = await self.storage.prune_text(datetime.now(UTC) - timedelta(seconds=keep))
+        except Exception as exc:  # housekeeping never stops the daemon
+            log.error("prune failed error=%r", exc)
+            return 0
+        if n:
+            log.info("pruned article text articles=%d older_than=%s", n, format_duration(keep))
+        return n
+
     async def _log_health(self) -> None:
         assert self.outbox is not None
         pending = await self.storage.pending_count()
@@ -347,6 +371,7 @@ class Daemon:
         )
         deadline = time.monotonic() + self.cfg.delivery.drain_seconds
         remaining = await self.outbox.drain(deadline)
+        await self.prune()  # cron users get housekeeping too
         log.info(
             "pass complete feeds=%d errors=%d new=%d alerts=%d still_queued=%d",
             self.stats.polls, self.stats.errors, self.stats.new_articles, self.stats.alerts, remaining,

@@ -210,6 +210,9 @@ class _Model(BaseModel):
 
 class StorageSettings(_Model):
     url: str = "data/feedwatch.db"
+    # Article text older than this is dropped (the article's identity stays, so nothing re-alerts);
+    # 0 keeps it forever.
+    keep_text: Duration = 30 * 86400.0
 
     @field_validator("url")
     @classmethod

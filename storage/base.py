@@ -149,6 +149,23 @@ class Delivery:
     watchlist: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How one send of a claimed row ended, to be written with others in one transaction.
+
+    ``state`` is ``delivered`` (final), ``pending`` (a retry due at ``next_attempt``) or
+    ``failed`` (kept, replayable); ``at`` is when the attempt ended.
+    """
+
+    alert_id: str
+    channel: str
+    state: Literal["delivered", "pending", "failed"]
+    at: datetime
+    status: int | None = None
+    error: str | None = None
+    next_attempt: datetime | None = None  # required for ``pending``
+
+
 @dataclass(slots=True)
 class AlertRecord:
     id: str
@@ -209,6 +226,10 @@ class Storage(Protocol):
 
     async def articles_since(self, since: datetime, limit: int = 10000) -> list[Article]: ...
 
+    async def prune_text(self, before: datetime, batch: int = 5000) -> int:
+        """Drop the body and summary of articles fetched before ``before``; keep their identity
+        (GUID, canonical URL, title) so a reappearing old story never alerts twice."""
+
     # -- outbox
     async def claim_deliveries(
         self, channel: str, now: datetime, limit: int, lease: float
@@ -236,6 +257,13 @@ class Storage(Protocol):
     async def mark_failed(
         self, alert_id: str, channel: str, status: int | None, error: str, at: datetime
     ) -> None: ...
+
+    async def record_outcomes(self, outcomes: list[DeliveryOutcome]) -> list[bool]:
+        """Apply many sends' outcomes in order, in one transaction (all or none).
+
+        Each is what ``mark_delivered``/``mark_retry``/``mark_failed`` would do; returns, per
+        outcome, whether it was applied (False: the row was already delivered, or is missing).
+        """
 
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """The earliest next_attempt (or lease expiry) among undelivered rows of these channels."""

@@ -38,6 +38,7 @@ from storage.base import (
     AlertRecord,
     Article,
     Delivery,
+    DeliveryOutcome,
     FeedSpec,
     FeedState,
     FeedUpdate,
@@ -263,6 +264,41 @@ def _delivery(row: sqlite3.Row, with_payload: bool = False) -> Delivery:
         delivery.payload = json.loads(row["payload"])
         delivery.watchlist = row["watchlist"]
     return delivery
+
+
+_RECORD_OUTCOMES_SQL = (
+    "UPDATE deliveries SET state = o.o_state, "
+    "delivered_at = CASE WHEN o.o_state = 'delivered' THEN o.o_at ELSE delivered_at END, "
+    "next_attempt = CASE WHEN o.o_state = 'pending' THEN o.o_next ELSE next_attempt END, "
+    "last_attempt = CASE WHEN o.o_state = 'delivered' THEN last_attempt ELSE o.o_at END, "
+    "last_status = o.o_status, last_error = o.o_error, lease_until = NULL, lease_owner = NULL "
+    "FROM (SELECT json_extract(value, '$[0]') AS o_alert, json_extract(value, '$[1]') AS o_channel, "
+    "  json_extract(value, '$[2]') AS o_state, json_extract(value, '$[3]') AS o_at, "
+    "  json_extract(value, '$[4]') AS o_status, json_extract(value, '$[5]') AS o_error, "
+    "  json_extract(value, '$[6]') AS o_next FROM json_each(?)) AS o "
+    "WHERE deliveries.alert_id = o.o_alert AND deliveries.channel = o.o_channel "
+    "AND deliveries.state != 'delivered' "
+    "RETURNING alert_id, channel"
+)
+
+
+def _outcome_params(o: DeliveryOutcome) -> list[Any]:
+    """One outcome as a JSON array for ``_RECORD_OUTCOMES_SQL``; bad input is a ValueError."""
+    if o.state not in ("delivered", "pending", "failed"):
+        raise ValueError(
+            f"delivery outcome state must be delivered, pending or failed: {o.state!r}"
+        )
+    if o.state == "pending" and o.next_attempt is None:
+        raise ValueError(f"a retry outcome needs next_attempt (alert {o.alert_id})")
+    return [
+        o.alert_id,
+        o.channel,
+        o.state,
+        to_db_time(o.at),
+        o.status,
+        None if o.state == "delivered" else o.error,
+        _opt_time(o.next_attempt) if o.state == "pending" else None,
+    ]
 
 
 def _owner_is_dead(owner: str) -> bool:
@@ -756,6 +792,29 @@ class SQLiteStorage:
             )
         return [_article(row) for row in rows]
 
+    async def prune_text(self, before: datetime, batch: int = 5000) -> int:
+        """Drop the stored text (body, summary) of articles fetched before ``before``.
+
+        The rows themselves stay: their GUIDs and canonical URLs are what keeps an old story
+        that reappears in a feed from alerting twice. Works in small transactions so the
+        daemon's writers are never blocked for long. Returns the number of articles pruned.
+        """
+        cutoff = to_db_time(before)
+        total = 0
+        while True:
+            async with self._write() as db:
+                cur = await db.execute(
+                    "UPDATE articles SET body = '', summary = '' WHERE id IN ("
+                    "SELECT id FROM articles WHERE fetched_at < ? AND (body != '' OR summary != '') "
+                    "LIMIT ?)",
+                    (cutoff, batch),
+                )
+                n = cur.rowcount
+            total += n
+            if n < batch:
+                return total
+            await asyncio.sleep(0)
+
     # -- outbox
 
     async def claim_deliveries(
@@ -882,6 +941,45 @@ class SQLiteStorage:
             "WHERE state != 'delivered' AND alert_id = ? AND channel = ?",
             (status, error, to_db_time(at), alert_id, channel),
         )
+
+    async def record_outcomes(self, outcomes: list[DeliveryOutcome]) -> list[bool]:
+        """Apply many outcomes in order, in one transaction; per outcome, whether it applied.
+
+        One ``UPDATE ... FROM json_each(...) RETURNING`` per run of distinct rows, so a batch of
+        any size costs one statement (the outbox's group commit makes batches of concurrent
+        sends). Same effect as ``mark_delivered``/``mark_retry``/``mark_failed`` one by one: a
+        delivered row is final (later outcomes for it are skipped, returned as False).
+        """
+        if not outcomes:
+            return []
+        params = [_outcome_params(o) for o in outcomes]
+        # A row named twice must see its outcomes in order: split into runs of distinct rows.
+        runs: list[list[int]] = [[]]
+        seen: set[tuple[str, str]] = set()
+        for i, o in enumerate(outcomes):
+            key = (o.alert_id, o.channel)
+            if key in seen:
+                runs.append([])
+                seen = set()
+            seen.add(key)
+            runs[-1].append(i)
+        applied = [False] * len(outcomes)
+        async with self._write() as db:
+            for run in runs:
+                rows = await db.execute_fetchall(
+                    _RECORD_OUTCOMES_SQL, (json.dumps([params[i] for i in run]),)
+                )
+                done = {(r[0], r[1]) for r in rows}
+                for i in run:
+                    applied[i] = (outcomes[i].alert_id, outcomes[i].channel) in done
+        for o, ok in zip(outcomes, applied, strict=True):
+            if not ok:
+                log.info(
+                    "delivery transition skipped alert=%s channel=%s reason=delivered_or_missing",
+                    o.alert_id,
+                    o.channel,
+                )
+        return applied
 
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """Earliest next_attempt of pending rows or lease expiry of in-flight rows."""
