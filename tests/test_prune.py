@@ -20,9 +20,7 @@ async def test_prune_text_keeps_identity(tmp_path: Path) -> None:
     s = SQLiteStorage(tmp_path / "p.db")
     await s.open()
     try:
-        feeds = await s.sync_feeds(
-            [__import__("storage.base").base.FeedSpec(key="https://f.example/rss")]
-        )
+        feeds = await s.sync_feeds([FeedSpec(key="https://f.example/rss")])
         fid = feeds["https://f.example/rss"].id
         now = datetime.now(UTC)
         old = [
