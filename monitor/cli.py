@@ -149,7 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    from monitor.logs import register_secrets
+    from monitor.settings import iter_secrets
+
+    cfg = load_config(args.config)
+    register_secrets(iter_secrets(cfg))  # logs and command output never show them
+    return cfg
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -252,6 +257,8 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
         states = {s.key: s for s in await storage.list_feeds([f.url for f in cfg.feeds])}
     finally:
         await storage.close()
+    from monitor.logs import redact
+
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for feed in cfg.feeds:
@@ -262,13 +269,13 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
             due = st.retry_after
         rows.append(
             {
-                "name": feed_display_name(feed, st),
-                "url": st.url if st else feed.url,
+                "name": redact(feed_display_name(feed, st)),
+                "url": redact(st.url if st else feed.url),
                 "http_status": st.http_status if st else None,
                 "last_poll": _iso(st.last_poll) if st else None,
                 "next_poll": None if disabled else (_iso(due) if due else _iso(now)),
                 "error_count": st.error_count if st else 0,
-                "last_error": st.last_error if st else None,
+                "last_error": redact(st.last_error) if st and st.last_error else None,
                 "disabled": disabled,
                 "disabled_reason": (
                     st.disabled

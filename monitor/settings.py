@@ -182,6 +182,17 @@ def _http_url(value: Any) -> str:
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 
 
+def hide_userinfo(url: str) -> str:
+    """A URL with any user:password@ part replaced by ***@ (the rest stays readable)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if not (parts.username or parts.password):
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def mask_url(url: str) -> str:
     """A URL with credentials, path tokens and query values hidden: safe to print."""
     try:
@@ -714,6 +725,9 @@ def iter_secrets(cfg: Config) -> Iterator[str]:
         for v in getattr(ch, "headers", {}).values():
             if v.get_secret_value():
                 yield v.get_secret_value()
+    for feed in cfg.feeds:  # private feeds: https://user:password@host/feed
+        if "@" in feed.url and (pw := urlsplit(feed.url).password):
+            yield pw
     if "@" in cfg.storage.url and "://" in cfg.storage.url:
         pw = urlsplit(cfg.storage.url).password
         if pw:

@@ -10,6 +10,7 @@ from monitor.settings import (
     SlackChannel,
     WebhookChannel,
     format_duration,
+    hide_userinfo,
     mask_url,
 )
 
@@ -81,7 +82,9 @@ def config_summary(cfg: Config) -> str:
             opts.append("tags " + ",".join(feed.tags))
         if not feed.enabled:
             opts.append("DISABLED")
-        lines.append(f"  {feed.name or '(title from feed)'}: {feed.url} ({'; '.join(opts)})")
+        lines.append(
+            f"  {feed.name or '(title from feed)'}: {hide_userinfo(feed.url)} ({'; '.join(opts)})"
+        )
     if len(cfg.feeds) > MAX_FEEDS_SHOWN:
         lines.append(f"  ... and {len(cfg.feeds) - MAX_FEEDS_SHOWN} more")
     lines.append("")

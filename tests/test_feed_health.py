@@ -428,3 +428,20 @@ async def test_links_to_pdfs_and_images_fall_back_to_the_summary(
             await s.close()
         assert art.extract_error == "the link is not a web page (application/pdf)"
         assert "%PDF" not in art.body
+
+
+async def test_private_feed_password_never_shown(tmp_path: Path, server: HostileServer) -> None:
+    url = server.url("/status/401").replace("http://", "http://reader:s3cret-feed-pw@")
+    async with WebhookReceiver() as hook:
+        cfg = make_config(tmp_path, [(url, "Private")], hook.url)
+        res = await asyncio.to_thread(cli, "run", "--once", "--config", str(cfg.path))
+        assert res.returncode == 0
+        assert "s3cret-feed-pw" not in res.stdout + res.stderr
+        assert "401" in res.stderr
+        for args in (("status",), ("status", "--json")):
+            out = await asyncio.to_thread(cli, *args, "--config", str(cfg.path))
+            assert out.returncode == 0 and "Private" in out.stdout
+            assert "s3cret-feed-pw" not in out.stdout + out.stderr
+        chk = await asyncio.to_thread(cli, "check", "--config", str(cfg.path))
+        assert chk.returncode == 0 and "***@127.0.0.1" in chk.stdout
+        assert "s3cret-feed-pw" not in chk.stdout + chk.stderr
