@@ -225,6 +225,11 @@ def _flat_slow(text: str) -> tuple[str, list[int]]:
 SEP = "\x00"  # between fields in a document's normalised text; never part of a key
 _JOIN = " \x00 "
 _ODD, _UNSPACED = 1, 2  # flag bits per BMP code point
+# In the one-char fold table, a char that folds to 0, 2 or 3 chars maps to this (U+FFFF itself
+# folds to a space): one ``max()`` of the folded text tells whether it needs splicing, and
+# where (no second table look-up over the whole article).
+_ODD_MARK = 0xFFFF
+_UNSPACED_MIN = 0x0E00  # the lowest code point of UNSPACED_RANGES
 _NP: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
@@ -259,10 +264,12 @@ def _np_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
                 assert len(out) <= 3 and all(ord(x) < 0x10000 for x in out)
                 lens[cp] = len(out)
                 exp[cp, : len(out)] = [ord(x) for x in out]
+                one[cp] = _ODD_MARK  # never read: _expand replaces these positions
                 flags[cp] |= _ODD
             if unspaced(ch):
                 flags[cp] |= _UNSPACED
         one[0] = exp[0, 0] = 0  # the field separator stays (a NUL in a field is made a space)
+        assert _UNSPACED_MIN == min(lo for lo, _ in UNSPACED_RANGES) and one[_ODD_MARK] == 32
         _NP = one, lens, exp, flags
     return _NP
 
@@ -326,13 +333,13 @@ class DocText:
         out = one.take(a)
         src = None
         unsp = False
+        # Most text has neither odd nor unspaced chars: a max() or two, no second look-up
         if not joined.isascii():
-            f = flags.take(a)
-            if f.any():
-                unsp = bool((f & _UNSPACED).any())
-                odd = np.flatnonzero(f & _ODD)
-                if len(odd):
-                    out, src = _expand(a, out, odd, lens, exp)
+            if int(a.max()) >= _UNSPACED_MIN:
+                unsp = bool((flags.take(a) & _UNSPACED).any())
+            if int(out.max()) == _ODD_MARK:
+                odd = np.flatnonzero(out == _ODD_MARK)
+                out, src = _expand(a, out, odd, lens, exp)
         word = out != 32
         keep = word.copy()
         keep[1:] |= word[:-1]  # the first space of each run stays
