@@ -29,6 +29,7 @@ def test_document_fast_path_equals_per_field_path(length: int) -> None:
         fast, slow = DocText(texts), DocText(texts, fast=False)  # type: ignore[arg-type]
         assert not fast._fts and slow._fts  # each really took its own path
         assert _words(fast) == _words(slow), texts
+        assert fast.unspaced == slow.unspaced, texts  # whether the CJK/Thai automaton runs
         # each word maps back to original characters that normalise to it, in its own field
         for word, (field, a, b) in _words(fast):
             if word != "\x00":
