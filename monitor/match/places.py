@@ -64,8 +64,9 @@ def headline_cased(title: str) -> bool:
     return caps / len(words) >= 0.75
 
 
-def _prev_word(orig: str, start: int) -> re.Match[str] | None:
-    """``_PREV_WORD.search`` over the 40 characters before ``start``, without trying every one.
+def _prev_capitalised(orig: str, start: int) -> re.Match[str] | None:
+    """``_PREV_WORD.search`` over the 40 characters before ``start``, without trying every one,
+    or None at once when that word has no capital (most words before a place name).
 
     A match is a word run followed by spaces/tabs up to ``start``; a plain space cannot be
     inside the run, so the search can begin after the last space before the run.
@@ -75,7 +76,10 @@ def _prev_word(orig: str, start: int) -> re.Match[str] | None:
     lo = max(0, start - 40)
     q = lo + len(orig[lo:start].rstrip(" \t"))
     k = orig.rfind(" ", lo, q)
-    return _PREV_WORD.search(orig, k + 1 if k >= 0 else lo, start)
+    k = k + 1 if k >= 0 else lo
+    if orig[k:q].islower():  # no upper-case letter at all: the word found would not qualify
+        return None
+    return _PREV_WORD.search(orig, k, start)
 
 
 def person_name(orig: str, start: int, end: int, key: str | None = None) -> bool:
@@ -83,7 +87,7 @@ def person_name(orig: str, start: int, end: int, key: str | None = None) -> bool
 
     ``key``: the found text already normalised (the matcher knows it), to skip doing it again.
     """
-    before = _prev_word(orig, start)
+    before = _prev_capitalised(orig, start)
     if before and before.group(1)[0].isupper():
         prev = before.group(1).rstrip(".").casefold()
         if prev in HONORIFICS:
