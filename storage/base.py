@@ -265,6 +265,14 @@ class Storage(Protocol):
         outcome, whether it was applied (False: the row was already delivered, or is missing).
         """
 
+    async def release_deliveries(self, rows: list[Delivery]) -> int:
+        """Undo this process's claims of rows it never sent: pending again, due as before.
+
+        The attempt the claim counted is taken back (and ``first_attempt`` when the claim set
+        it). A row whose lease was meanwhile taken by another claim is left alone. Returns the
+        count released.
+        """
+
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """The earliest next_attempt (or lease expiry) among undelivered rows of these channels."""
 

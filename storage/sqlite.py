@@ -981,6 +981,39 @@ class SQLiteStorage:
                 )
         return applied
 
+    async def release_deliveries(self, rows: list[Delivery]) -> int:
+        """Undo claims that were never sent (a worker stopping with rows claimed ahead).
+
+        Only rows still leased by this process under the very lease of that claim change. The
+        claim's attempt is taken back; ``first_attempt`` and ``last_attempt`` go back to NULL when
+        that claim was the row's first (both then hold the claim time); otherwise
+        ``last_attempt`` keeps the claim time. ``next_attempt`` never changed, so the row is due
+        as before.
+        """
+        params = [
+            (r.alert_id, r.channel, LEASE_OWNER, to_db_time(r.lease_until))
+            for r in rows
+            if r.lease_until is not None
+        ]
+        if not params:
+            return 0
+        async with self._write() as db:
+            cursor = await db.executemany(
+                # SET expressions all see the row as it was before this UPDATE.
+                "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), "
+                "lease_until = NULL, lease_owner = NULL, "
+                "first_attempt = CASE WHEN first_attempt = last_attempt THEN NULL "
+                "  ELSE first_attempt END, "
+                "last_attempt = CASE WHEN first_attempt = last_attempt THEN NULL "
+                "  ELSE last_attempt END "
+                "WHERE alert_id = ? AND channel = ? AND state = 'in_flight' "
+                "AND lease_owner = ? AND lease_until = ?",
+                params,
+            )
+            released = max(cursor.rowcount, 0)
+        log.info("outbox released unsent claims count=%d path=%s", released, self.path)
+        return released
+
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """Earliest next_attempt of pending rows or lease expiry of in-flight rows."""
         if not channels:

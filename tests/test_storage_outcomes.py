@@ -195,3 +195,51 @@ async def test_failed_transaction_rolls_back_the_whole_batch(
     assert await store.record_outcomes(
         [DeliveryOutcome(i, "hook", "delivered", now, status=200) for i in ids]
     ) == [True, True]
+
+
+# -- release_deliveries: claims taken back unsent
+
+
+async def test_release_undoes_an_unsent_claim(store: SQLiteStorage) -> None:
+    ids = await seed(store, 3)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    before = by_id(await store.list_alerts())[(ids[1], "hook")]
+    # ids[1] was tried once and is due again: its history must survive a release.
+    [first] = await store.claim_deliveries("hook", now, 1, 30)
+    retry_at = now + timedelta(seconds=5)
+    await store.record_outcomes(
+        [DeliveryOutcome(first.alert_id, "hook", "pending", now, 503, "busy", retry_at)]
+    )
+    later = retry_at + timedelta(seconds=1)
+    claimed = await store.claim_deliveries("hook", later, 10, 60)
+    assert {d.alert_id for d in claimed} == set(ids)
+    assert await store.release_deliveries(claimed) == 3
+    rows = by_id(await store.list_alerts())
+    fresh = rows[(ids[1], "hook")]
+    assert fresh.state == "pending" and fresh.attempts == 0 and fresh.lease_until is None
+    assert fresh.first_attempt is None and fresh.last_attempt is None
+    assert fresh.next_attempt == before.next_attempt
+    tried = rows[(ids[0], "hook")]
+    assert tried.state == "pending" and tried.attempts == 1
+    assert tried.first_attempt == now and tried.last_status == 503
+    assert tried.last_error == "busy" and tried.next_attempt == retry_at
+    # Due as before: claimable at once, counted as a first attempt again.
+    again = await store.claim_deliveries("hook", later, 10, 60)
+    assert sorted(d.attempts for d in again) == [1, 1, 2]
+    assert {d.alert_id: d.first_attempt for d in again}[ids[2]] == later
+
+
+async def test_release_leaves_a_row_claimed_again_by_someone_else(
+    store: SQLiteStorage, tmp_path: Path
+) -> None:
+    ids = await seed(store, 2)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    claimed = await store.claim_deliveries("hook", now, 10, 1)
+    # The lease ran out and another claim (a later one) took ids[0]: its lease differs now.
+    await store.claim_deliveries("hook", now + timedelta(seconds=2), 1, 60)
+    await store.record_outcomes([DeliveryOutcome(ids[1], "hook", "delivered", now, status=200)])
+    assert await store.release_deliveries(claimed) == 0
+    rows = by_id(await store.list_alerts())
+    assert rows[(ids[0], "hook")].state == "in_flight" and rows[(ids[0], "hook")].attempts == 2
+    assert rows[(ids[1], "hook")].state == "delivered"
+    assert await store.release_deliveries([]) == 0
