@@ -271,7 +271,7 @@ async def test_refused_and_hanging_channels_do_not_delay_a_healthy_one(
         assert any("cannot connect" in (refused[i].last_error or "") for i in ids)
 
 
-async def test_concurrency_limit_and_only_sendable_rows_are_claimed(
+async def test_concurrency_limit_holds_and_at_most_one_round_is_claimed_ahead(
     storage: Storage, session: aiohttp.ClientSession
 ) -> None:
     ids = await seed(storage, 12, ["hook"])
@@ -279,14 +279,22 @@ async def test_concurrency_limit_and_only_sendable_rows_are_claimed(
         worker = hook_worker("hook", rx.url, storage, session, concurrency=3)
         outbox = Outbox({"hook": worker}, storage)
         stop = asyncio.Event()
+        t_start = datetime.now(UTC)
         outbox.start(stop)
         try:
             await rx.wait_for(3, timeout=5)
             await asyncio.sleep(0.1)
-            states = [d.state for d in (await rows(storage, "hook")).values()]
-            # Rows are claimed only when a slot is free: none waits in memory with its lease running.
-            assert states.count("in_flight") == 3, states
-            assert states.count("pending") == 9, states
+            claimed = [d for d in (await rows(storage, "hook")).values() if d.state == "in_flight"]
+            # 3 being sent plus one round (3) claimed ahead; the rest is not touched.
+            assert len(claimed) == 6, claimed
+            assert (
+                sum(1 for d in (await rows(storage, "hook")).values() if d.state == "pending") == 6
+            )
+            # Every lease covers a wait behind one send plus its own send (3 s timeout each).
+            for d in claimed:
+                assert d.lease_until is not None
+                assert d.lease_until >= t_start + timedelta(seconds=worker.lease_ahead() - 1)
+            assert worker.lease_ahead() >= 2 * worker.send_limit()
 
             async def done() -> bool:
                 r = await rows(storage, "hook")
@@ -299,8 +307,37 @@ async def test_concurrency_limit_and_only_sendable_rows_are_claimed(
         finally:
             stop.set()
             await outbox.join(5)
-    assert rx.peak == 3
+    assert rx.peak == 3  # the channel's concurrency: never more requests open at once
     assert len(rx.requests) == 12
+    assert all(d.attempts == 1 for d in (await rows(storage, "hook")).values())
+
+
+async def test_rows_claimed_ahead_are_handed_back_unsent_at_the_deadline(
+    storage: Storage, session: aiohttp.ClientSession
+) -> None:
+    ids = await seed(storage, 10, ["hook"])
+    async with CountingReceiver(default=Reply(200, delay=0.5)) as rx:
+        worker = hook_worker("hook", rx.url, storage, session, concurrency=2)
+        t0 = time.monotonic()
+        left = await Outbox({"hook": worker}, storage).drain(t0 + 0.3)
+        took = time.monotonic() - t0
+    assert took < 2.5, took
+    sent = {r.headers["webhook-id"] for r in rx.requests}
+    assert len(sent) == 2 and len(rx.requests) == 2  # no send starts after the deadline
+    after = await rows(storage, "hook")
+    assert left == 8
+    for i in ids:
+        if i in sent:
+            assert after[i].state == "delivered" and after[i].attempts == 1
+        else:  # claimed ahead (or never claimed): pending, due now, no attempt counted
+            assert after[i].state == "pending", after[i]
+            assert after[i].attempts == 0 and after[i].lease_until is None
+            assert after[i].first_attempt is None
+    # A later run in the same process takes them at once (no lease to wait out).
+    async with WebhookReceiver() as rx2:
+        worker2 = hook_worker("hook", rx2.url, storage, session, concurrency=2)
+        assert await Outbox({"hook": worker2}, storage).drain(time.monotonic() + 10) == 0
+    assert sorted(r.headers["webhook-id"] for r in rx2.requests) == sorted(set(ids) - sent)
 
 
 async def test_rate_limit_spaces_messages(storage: Storage, session: aiohttp.ClientSession) -> None:

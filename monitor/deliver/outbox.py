@@ -23,13 +23,15 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.deliver.base import Sender, SendResult
 from monitor.deliver.retry import RetryPolicy
-from storage.base import Delivery, Storage
+from monitor.groupcommit import GroupCommit
+from storage.base import Delivery, DeliveryOutcome, Storage
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ class ChannelWorker:
         self.sent = 0
         self.failed = 0
         self.retried = 0
+        # Outcomes of sends that end together share one transaction (see monitor.groupcommit).
+        self._outcomes: GroupCommit[DeliveryOutcome, bool] = GroupCommit(
+            f"outcomes:{name}", storage.record_outcomes
+        )
 
     # ------------------------------------------------------------------ leases
     @property
@@ -92,6 +98,10 @@ class ChannelWorker:
         """A lease long enough for ``rows`` claimed together to be sent and recorded."""
         rounds = 1 if not self.batches else 1 + math.ceil(rows / self.concurrency)
         return rounds * (self.send_limit() + self.min_gap) + LEASE_MARGIN
+
+    def lease_ahead(self) -> float:
+        """The lease of rows claimed ahead: a wait behind one round of sends, then their own."""
+        return 2 * self.send_limit() + LEASE_MARGIN
 
     # ------------------------------------------------------------------ loop
     def _halted(self, stop: asyncio.Event | None) -> bool:
@@ -136,32 +146,138 @@ class ChannelWorker:
         """
         if self.batches:
             return await self._process_batches(stop)
+        if self.min_gap:
+            return await self._process_rated(stop)
+        return await self._process_ahead(stop)
+
+    async def _process_ahead(self, stop: asyncio.Event | None) -> int:
+        """Immediate channel without a rate: keep every send slot busy from rows claimed ahead.
+
+        Rows are claimed in one transaction for the free slots plus one round more (at most
+        ``2 * concurrency`` claimed and unanswered), so a slot never waits for a claim and claims
+        come in batches. A row claimed ahead waits at most one round of sends (each bounded by
+        ``send_limit``) for its slot: its lease (``lease_ahead``) covers that wait and its own
+        send. A send slot is free again once the answer is in; the row is done only once its
+        outcome is committed. Rows still waiting when it halts are handed back unsent.
+        """
         handled = 0
-        in_flight: set[asyncio.Task[None]] = set()
+        sending = 0  # rows from the start of their send to the answer: at most `concurrency`
+        slot_free = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()  # rows being sent or having their outcome written
+        ready: deque[Delivery] = deque()  # claimed ahead, waiting for a slot
+        claim: asyncio.Future[list[Delivery]] | None = None
+        exhausted = False  # a claim found nothing due: send what is claimed, then return
+
+        def answered() -> None:
+            nonlocal sending
+            sending -= 1
+            slot_free.set()
+
         try:
             while not self._halted(stop):
-                if len(in_flight) >= self.concurrency:
-                    await asyncio.wait(set(in_flight), return_when=asyncio.FIRST_COMPLETED)
+                while ready and sending < self.concurrency:
+                    sending += 1
+                    self._last_send = time.monotonic()
+                    task = asyncio.create_task(self._deliver([ready.popleft()], answered))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                room = 2 * self.concurrency - sending - len(ready)
+                if claim is None and not exhausted and len(ready) < self.concurrency and room:
+                    claim = asyncio.ensure_future(
+                        self.storage.claim_deliveries(
+                            self.name, self.clock(), room, self.lease_ahead()
+                        )
+                    )
+                if claim is None and not ready:
+                    break
+                waits: list[asyncio.Future[Any]] = [] if claim is None else [claim]
+                slot_wait = None
+                if ready:  # every slot is busy
+                    slot_free.clear()
+                    slot_wait = asyncio.ensure_future(slot_free.wait())
+                    waits.append(slot_wait)
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if slot_wait is not None:
+                        slot_wait.cancel()
+                if claim is not None and claim.done():
+                    rows = claim.result()
+                    claim = None
+                    handled += len(rows)
+                    ready.extend(rows)
+                    exhausted = not rows
+            if claim is not None:  # halted while a claim was being written
+                rows = await claim
+                claim = None
+                handled += len(rows)
+                ready.extend(rows)
+            if ready:
+                await self._release(list(ready))
+                ready.clear()
+            if tasks:
+                await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # Cancelled (shutdown timeout): whatever is claimed stays in flight and the next
+            # process takes it back, exactly as for a process that dies.
+            for task in tasks:
+                task.cancel()
+            if claim is not None:
+                claim.cancel()
+            raise
+        return handled
+
+    async def _release(self, rows: list[Delivery]) -> None:
+        """Hand back rows claimed ahead and never sent; if that fails, their lease expires."""
+        try:
+            released = await self.storage.release_deliveries(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "outbox release failed channel=%s rows=%d error=%r", self.name, len(rows), exc
+            )
+            return
+        log.info("outbox released unsent rows channel=%s count=%d", self.name, released)
+
+    async def _process_rated(self, stop: asyncio.Event | None) -> int:
+        """Rate-limited immediate channel: claim one row only once the rate lets it go, so no
+        lease runs while a row waits for the rate."""
+        handled = 0
+        sending = 0
+        slot_free = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+
+        def answered() -> None:
+            nonlocal sending
+            sending -= 1
+            slot_free.set()
+
+        try:
+            while not self._halted(stop):
+                if sending >= self.concurrency:
+                    slot_free.clear()
+                    await slot_free.wait()
                     continue
                 await self._wait_rate()
                 if self._halted(stop):
                     break
-                limit = 1 if self.min_gap else self.concurrency - len(in_flight)
                 rows = await self.storage.claim_deliveries(
-                    self.name, self.clock(), limit, self.lease_for(limit)
+                    self.name, self.clock(), 1, self.lease_for(1)
                 )
                 if not rows:
                     break
                 handled += len(rows)
                 for row in rows:
+                    sending += 1
                     self._last_send = time.monotonic()
-                    task = asyncio.create_task(self._deliver([row]))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-            if in_flight:
-                await asyncio.gather(*in_flight)
+                    task = asyncio.create_task(self._deliver([row], answered))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
         except asyncio.CancelledError:
-            for task in in_flight:
+            for task in tasks:
                 task.cancel()
             raise
         return handled
@@ -211,11 +327,23 @@ class ChannelWorker:
         except Exception as exc:  # a sender bug must not kill the worker; the row is retried
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
 
-    async def _deliver(self, rows: list[Delivery]) -> None:
+    async def _deliver(
+        self, rows: list[Delivery], answered: Callable[[], None] | None = None
+    ) -> None:
+        """Send ``rows`` as one message and record the outcome of each.
+
+        ``answered`` is called as soon as the send is over (answer, error or timeout), before the
+        outcome is written: the send slot is free then, while the row is done only once its
+        outcome is committed (the caller awaits this coroutine for that).
+        """
         payloads = [r.payload for r in rows if r.payload is not None]
-        if not payloads:
-            return
-        result = await self._send(payloads)
+        try:
+            if not payloads:
+                return
+            result = await self._send(payloads)
+        finally:
+            if answered is not None:
+                answered()
         # One decision and one clock reading for the whole batch: a retried digest's rows get
         # the same next attempt, so they are claimed again together and keep their webhook-id.
         now = self.clock()
@@ -223,8 +351,8 @@ class ChannelWorker:
         if not result.ok and result.retryable:
             attempts = max(r.attempts for r in rows)
             delay = self.policy.next_delay(attempts, result.retry_after)
-        for row in rows:
-            await self._record(row, result, now, delay, len(rows))
+        # A digest's rows are submitted together, so they are written in one transaction.
+        await asyncio.gather(*(self._record(row, result, now, delay, len(rows)) for row in rows))
 
     async def _record(
         self, row: Delivery, result: SendResult, now: datetime, delay: float | None, batch: int
@@ -246,42 +374,55 @@ class ChannelWorker:
     async def _record_once(
         self, row: Delivery, result: SendResult, now: datetime, delay: float | None, batch: int
     ) -> None:
+        error = result.error or (f"HTTP {result.status}" if result.status else "failed")
+        first = row.first_attempt or now
         if result.ok:
+            await self._commit(
+                DeliveryOutcome(row.alert_id, self.name, "delivered", now, result.status)
+            )
             self.sent += 1
-            await self.storage.mark_delivered(row.alert_id, self.name, result.status, now)
             log.info(
                 "alert delivered channel=%s alert=%s attempt=%d status=%s batch=%d",
                 self.name, row.alert_id, row.attempts, result.status, batch,
             )  # fmt: skip
             return
-        error = result.error or (f"HTTP {result.status}" if result.status else "failed")
-        first = row.first_attempt or now
         if not result.retryable:
+            await self._commit(
+                DeliveryOutcome(row.alert_id, self.name, "failed", now, result.status, error)
+            )
             self.failed += 1
-            await self.storage.mark_failed(row.alert_id, self.name, result.status, error, now)
             log.error(
                 "alert failed permanently channel=%s alert=%s attempts=%d status=%s error=%r",
                 self.name, row.alert_id, row.attempts, result.status, error,
             )  # fmt: skip
             return
         if self.policy.gives_up(first, now):
-            self.failed += 1
             hours = self.policy.retry_for / 3600
             msg = f"gave up after {row.attempts} attempts over {hours:g}h; last error: {error}"
-            await self.storage.mark_failed(row.alert_id, self.name, result.status, msg, now)
+            await self._commit(
+                DeliveryOutcome(row.alert_id, self.name, "failed", now, result.status, msg)
+            )
+            self.failed += 1
             log.error(
                 "alert failed channel=%s alert=%s attempts=%d error=%r",
                 self.name, row.alert_id, row.attempts, msg,
             )  # fmt: skip
             return
         assert delay is not None
-        self.retried += 1
         nxt = now + timedelta(seconds=delay)
-        await self.storage.mark_retry(row.alert_id, self.name, nxt, result.status, error, now)
+        await self._commit(
+            DeliveryOutcome(row.alert_id, self.name, "pending", now, result.status, error, nxt)
+        )
+        self.retried += 1
         log.warning(
             "alert retry scheduled channel=%s alert=%s attempt=%d in=%.1fs status=%s error=%r",
             self.name, row.alert_id, row.attempts, delay, result.status, error,
         )  # fmt: skip
+
+    async def _commit(self, outcome: DeliveryOutcome) -> None:
+        """Write one outcome together with the concurrent sends' (one transaction for all);
+        returns once it is committed."""
+        await self._outcomes.submit(outcome)
 
 
 class Outbox:
