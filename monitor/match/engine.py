@@ -346,8 +346,8 @@ class Matcher:
         cond = res.cond
         excluded = res.excluded
         present = res.present
-        # place hits inside a longer place name: worked out on the first place hit (most
-        # articles name no watched place)
+        # place hits inside a longer place name: worked out on the first place hit (an article
+        # that names no watched place never needs them)
         contained: set[int] | None = None
         title_headline: bool | None = None
         plain = self._plain
