@@ -164,6 +164,7 @@ async def outbox_run(
                 t0 = time.perf_counter()
                 left = await Outbox({"hook": worker}, storage).drain(time.monotonic() + limit)
                 elapsed = time.perf_counter() - t0
+                writes = worker.outcome_writer.batches
                 stats = await receiver_stats(session, base)
             states = Counter(
                 d.state for a in await storage.list_alerts(limit=n + 1) for d in a.deliveries
@@ -182,6 +183,7 @@ async def outbox_run(
         "lost": sum(1 for i in ids if ok.get(i, 0) == 0) - left,
         "delivered_rows": states["delivered"],
         "still_queued": left,
+        "outcome_transactions": writes,
     }
 
 
@@ -225,7 +227,9 @@ async def main(args: argparse.Namespace) -> int:
             print(
                 f"outbox  fail={fail:.0%} concurrency={conc:>2}: {r['per_second']:7.0f} deliveries/s "
                 f"({r['seconds']:.1f} s, {r['requests']} requests) duplicates={r['duplicates']} "
-                f"lost={r['lost']} delivered_rows={r['delivered_rows']} still_queued={r['still_queued']}",
+                f"lost={r['lost']} delivered_rows={r['delivered_rows']} still_queued={r['still_queued']} "
+                f"outcome_transactions={r['outcome_transactions']} "
+                f"({r['requests'] / max(1, r['outcome_transactions']):.1f} sends each)",
                 flush=True,
             )
         await _reset(base)

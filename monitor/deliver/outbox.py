@@ -7,11 +7,21 @@ and it is never claimed again; a retryable failure puts it back as pending at
 start (``recover_in_flight``) or once the lease expires, and sends it again with the same
 ``webhook-id``, so a receiver that saw the first request can drop the repeat.
 
-Why rows are claimed only when a send slot is free: a claimed row's lease runs from the claim,
-so a row must not sit in memory behind a slow send or the rate limit. An immediate channel
-therefore claims at most as many rows as it has free slots (one at a time when rate-limited,
-after waiting for the rate). A digest channel claims every due row (up to ``DIGEST_BATCH``) and
-sends them as one message; its lease is sized for that whole batch.
+How much is claimed at once: a claimed row's lease runs from the claim, so every row's lease
+must cover all the time it may spend in memory before and during its send. An immediate channel
+without a rate claims, in one transaction, the rows for its free send slots plus at most one
+round more (``2 * concurrency`` claimed and unanswered at most); a row claimed ahead waits for at
+most one round of sends, each bounded by ``send_limit``, so ``lease_ahead`` (two sends plus a
+margin) covers it. Rows still waiting when the worker halts are handed back unsent
+(``release_deliveries``). A rate-limited channel claims one row at a time, only once the rate
+lets it go. A digest channel claims every due row (up to ``DIGEST_BATCH``) and sends them as one
+message; its lease is sized for that whole batch.
+
+Outcomes: a send slot is free again as soon as the answer is in, but the row is done only once
+its outcome is committed. Outcomes of sends that end together are written in one transaction
+(``GroupCommit`` over ``Storage.record_outcomes``); each sender still waits for its own commit.
+So a 2xx is never re-sent once recorded, and SIGKILL at any moment leaves at worst rows in
+flight, which the next process sends again with the same ``webhook-id``.
 
 Channels never wait for each other: every worker is its own task, with its own concurrency and
 rate; they share only the database and the HTTP connection pool.
@@ -80,7 +90,7 @@ class ChannelWorker:
         self.failed = 0
         self.retried = 0
         # Outcomes of sends that end together share one transaction (see monitor.groupcommit).
-        self._outcomes: GroupCommit[DeliveryOutcome, bool] = GroupCommit(
+        self.outcome_writer: GroupCommit[DeliveryOutcome, bool] = GroupCommit(
             f"outcomes:{name}", storage.record_outcomes
         )
 
@@ -162,7 +172,7 @@ class ChannelWorker:
         """
         handled = 0
         sending = 0  # rows from the start of their send to the answer: at most `concurrency`
-        slot_free = asyncio.Event()
+        changed = asyncio.Event()  # an answer came in or the claim finished
         tasks: set[asyncio.Task[None]] = set()  # rows being sent or having their outcome written
         ready: deque[Delivery] = deque()  # claimed ahead, waiting for a slot
         claim: asyncio.Future[list[Delivery]] | None = None
@@ -171,7 +181,7 @@ class ChannelWorker:
         def answered() -> None:
             nonlocal sending
             sending -= 1
-            slot_free.set()
+            changed.set()
 
         try:
             while not self._halted(stop):
@@ -188,19 +198,14 @@ class ChannelWorker:
                             self.name, self.clock(), room, self.lease_ahead()
                         )
                     )
+                    claim.add_done_callback(lambda _: changed.set())
                 if claim is None and not ready:
                     break
-                waits: list[asyncio.Future[Any]] = [] if claim is None else [claim]
-                slot_wait = None
-                if ready:  # every slot is busy
-                    slot_free.clear()
-                    slot_wait = asyncio.ensure_future(slot_free.wait())
-                    waits.append(slot_wait)
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if slot_wait is not None:
-                        slot_wait.cancel()
+                # Wait for an answer (a slot is free) or the claim (rows to send), whichever
+                # comes first: both set `changed`.
+                if not (claim is not None and claim.done()):
+                    changed.clear()
+                    await changed.wait()
                 if claim is not None and claim.done():
                     rows = claim.result()
                     claim = None
@@ -224,6 +229,13 @@ class ChannelWorker:
                 task.cancel()
             if claim is not None:
                 claim.cancel()
+            raise
+        except Exception:
+            # A claim failed (run() logs it and comes back): hand back what waits, let the
+            # sends under way finish and record.
+            if ready:
+                await self._release(list(ready))
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
         return handled
 
@@ -319,7 +331,8 @@ class ChannelWorker:
     # ------------------------------------------------------------------ one send
     async def _send(self, payloads: list[dict[str, Any]]) -> SendResult:
         try:
-            return await asyncio.wait_for(self.sender.send(payloads), self.send_limit())
+            async with asyncio.timeout(self.send_limit()):  # no extra task per send (wait_for)
+                return await self.sender.send(payloads)
         except TimeoutError:
             return SendResult(ok=False, retryable=True, error=f"no answer within {self.timeout:g}s")
         except asyncio.CancelledError:
@@ -422,7 +435,7 @@ class ChannelWorker:
     async def _commit(self, outcome: DeliveryOutcome) -> None:
         """Write one outcome together with the concurrent sends' (one transaction for all);
         returns once it is committed."""
-        await self._outcomes.submit(outcome)
+        await self.outcome_writer.submit(outcome)
 
 
 class Outbox:
