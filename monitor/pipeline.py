@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from monitor.extract import ExtractError, extract_article
@@ -62,7 +62,24 @@ class _Candidate:
     page_published: datetime | None = None
     language: str | None = None
     author: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    page_key: str | None = None  # set when this candidate started the shared page fetch
+    stored_elsewhere: bool = False  # another feed stored this story meanwhile
+
+
+class RecentSet:
+    """A set that remembers only its newest ``size`` members."""
+
+    def __init__(self, size: int) -> None:
+        self._items: dict[str, None] = {}
+        self.size = size
+
+    def add(self, item: str) -> None:
+        self._items[item] = None
+        if len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
 
 
 def alert_id(watchlist: str, article_identity: str) -> str:
@@ -102,6 +119,9 @@ class Pipeline:
         self.on_alerts = on_alerts
         self.watchlists = {wl.name: wl for wl in cfg.watchlists}
         self._pages: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
+        # Canonical URLs this process stored lately: a concurrent poll that checked storage
+        # just before they were committed skips their page instead of fetching it again.
+        self._recent = RecentSet(20_000)
         # Pages held between fetch and extraction are ~100 KB each: bound them, or 500 new items
         # at once hold 500 pages in memory while the pool works through them.
         self._page_slots = asyncio.Semaphore(4 * pool.workers)
@@ -325,13 +345,23 @@ class Pipeline:
         ]
         if not fresh:
             return result
-        if self.cfg.feed_extract(feed):
-            await asyncio.gather(*(self._extract(c) for c in fresh))
-        max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
-        articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
-        ids = await self._articles.submit(articles)
+        try:
+            if self.cfg.feed_extract(feed):
+                await asyncio.gather(*(self._extract(c) for c in fresh))
+            fresh = [c for c in fresh if not c.stored_elsewhere]
+            max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
+            articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
+            ids = await self._articles.submit(articles)
+        finally:
+            # Pages this poll fetched stay shared until its articles are committed: a concurrent
+            # poll of another feed with the same story then finds the page or the stored article.
+            for c in fresh:
+                if c.page_key is not None:
+                    self._pages.pop(c.page_key, None)
         for art, new_id in zip(articles, ids, strict=True):
             if new_id is not None:
+                if art.canonical_url:
+                    self._recent.add(art.canonical_url)
                 result.new += 1
                 result.alerts += len(art.alerts)
         result.extract_failures = sum(1 for c in fresh if c.extract_error)
@@ -349,11 +379,16 @@ class Pipeline:
         key = cand.canonical or url
         shared = self._pages.get(key)
         if shared is None:
+            if cand.canonical and cand.canonical in self._recent:  # stored since known_items
+                cand.stored_elsewhere = True
+                return
+            shared = self._pages.get(key)  # may have appeared while we asked storage
+        if shared is None:
             shared = asyncio.ensure_future(
                 self._fetch_extract(url, cand.entry.title, cand.entry.published is None)
             )
             self._pages[key] = shared
-            shared.add_done_callback(lambda _f: self._pages.pop(key, None))
+            cand.page_key = key
         ex, error = await asyncio.shield(shared)
         if ex is not None:
             cand.body = ex.text
