@@ -364,6 +364,9 @@ class ChannelWorker:
         if not result.ok and result.retryable:
             attempts = max(r.attempts for r in rows)
             delay = self.policy.next_delay(attempts, result.retry_after)
+        if len(rows) == 1:
+            await self._record(rows[0], result, now, delay, 1)
+            return
         # A digest's rows are submitted together, so they are written in one transaction.
         await asyncio.gather(*(self._record(row, result, now, delay, len(rows)) for row in rows))
 
