@@ -26,16 +26,20 @@ from monitor.match.places import (
     sentence_initial,
 )
 from monitor.match.snippet import make_snippet
-from monitor.match.wordlists import COMMON_WORDS
+from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES
 
 if TYPE_CHECKING:
-    from monitor.match.gazetteer import Gazetteer
+    from monitor.match.gazetteer import City, Gazetteer
     from monitor.settings import PlaceSpec, Watchlist
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("title", "summary", "body")
 KEYWORD, PLACE, REQUIRE, EXCLUDE, CONTEXT, BLOCK = range(6)
+# A namesake picked with `country:` stands on its own unless the biggest place of that name has
+# more than this many times its population (Valencia, Spain vs Venezuela: 2x, on its own;
+# Paris, Texas vs France: 86x, needs its own context). See docs/matching.md.
+NAMESAKE_RATIO = 10.0
 _KIND_NAMES = {KEYWORD: "keyword", PLACE: "place", REQUIRE: "require"}
 _KIND_RANK = {KEYWORD: 0, PLACE: 0, REQUIRE: 1}
 
@@ -110,6 +114,11 @@ class _Use:
     needs_context: bool = False  # a smaller namesake of a bigger place: its context needed
     context: int = -1  # context group that confirms this place
     rivals: tuple[int, ...] = ()  # context groups of namesakes elsewhere
+    # for explanations only: the place as a reader tells it apart ("Valencia, Spain"), the
+    # namesake each rival group points to, and (needs_context) which bigger namesake wins
+    desc: str = ""
+    rival_names: tuple[str, ...] = ()
+    note: str = ""
 
 
 @dataclass(slots=True)
@@ -149,7 +158,7 @@ _Candidate = tuple[int, int, int, str, _Use, str]
 class _Found:
     """What one scan of an article found, before the per-watchlist decision."""
 
-    __slots__ = ("best", "cond", "excluded", "present")
+    __slots__ = ("best", "cond", "context_text", "excluded", "present")
 
     def __init__(self) -> None:
         # (watchlist, kind, slot, place) -> its earliest plain occurrence
@@ -157,6 +166,7 @@ class _Found:
         self.cond: list[_Candidate] = []  # places that depend on what else the article names
         self.excluded: set[int] = set()  # watchlists vetoed by an exclude term
         self.present: set[int] = set()  # context groups named in the article
+        self.context_text: dict[int, str] = {}  # explain only: a context word as found, per group
 
 
 class Matcher:
@@ -382,6 +392,9 @@ class Matcher:
                 kind = use.kind
                 if kind == CONTEXT:
                     present.add(use.slot)
+                    if trace is not None and use.slot not in res.context_text:
+                        r, a, b = dt.span(s, e)
+                        res.context_text[use.slot] = texts[r][a:b]
                     continue
                 wl = use.wl
                 if kind == BLOCK or not active[wl] or (wl in excluded and trace is None):
@@ -533,20 +546,22 @@ class Matcher:
             reason = ""
             if pending and not own:
                 if pending == "namesake":
-                    reason = (
-                        "could be another, bigger place of that name; the article names nothing "
-                        f"near {use.place} (its region or a nearby city)"
-                    )
+                    reason = f"{text!r} on its own is taken to be {use.note}"
                 else:
                     reason = (
                         f"also a common word, and here {pending}; nothing in the article (its "
-                        f"country, region or a nearby city) confirms {use.place}"
+                        f"country, region or a nearby city) confirms {use.desc or use.place}"
                     )
-            elif use.rivals and not own and any(r in present for r in use.rivals):
-                reason = (
-                    "the article names the region of another place of that name, and nothing "
-                    f"near {use.place}"
-                )
+            elif use.rivals and not own:
+                rival = next((n for n, r in enumerate(use.rivals) if r in present), -1)
+                if rival >= 0:
+                    group = use.rivals[rival]
+                    evidence = found.context_text.get(group, "")
+                    names = f" (it names {evidence!r})" if evidence else ""
+                    reason = (
+                        f"the article points to another place of that name, "
+                        f"{use.rival_names[rival]}{names}, and names nothing near {use.desc}"
+                    )
             if reason:
                 if trace is not None:
                     self._aside(trace, use, rank, start, end, text, texts, reason)
@@ -695,7 +710,7 @@ class _Builder:
             in_ = f" in {gaz.countries[country_code].name}" if country_code else ""
             raise ValueError(f"{where}: unknown place {spec.name!r}{in_} (not in the gazetteer)")
         center = found[0]
-        self._add_city(wl, slot, spec.name, center)
+        self._add_city(wl, slot, spec.name, center, chosen=country_code is not None)
         city = gaz.cities[center]
         if spec.within_km:
             for i, _ in gaz.within(city.lat, city.lon, spec.within_km):
@@ -720,32 +735,38 @@ class _Builder:
             for i, _ in gaz.within(c.lat, c.lon, spec.within_km):
                 self._add_city(wl, slot, spec.name, i)
 
-    def _add_city(self, wl: int, slot: int, term: str, i: int) -> None:
+    def _add_city(self, wl: int, slot: int, term: str, i: int, chosen: bool = False) -> None:
+        """Watch city ``i`` under ``term``; ``chosen``: the place the user picked with
+        ``country:`` (the reading the user means, even if a bigger namesake exists)."""
         gaz = self.gaz
         city = gaz.cities[i]
-        neighbours = [
-            gaz.cities[j].name
-            for j in gaz.neighbours(city)
-            if normalize(gaz.cities[j].name).strip() not in COMMON_WORDS
-        ]
+        neighbours = self._neighbour_names(city)
         own = self._group([*gaz.region_terms(city), *neighbours])
         primary_key = normalize(city.name).strip()
         bearers = gaz.bearers(primary_key)
         dominant = not bearers or bearers[0] == i
+        desc = gaz.describe(city)
+        note = ""
+        if not dominant:
+            biggest = gaz.cities[bearers[0]]
+            ratio = biggest.population / city.population if city.population else float("inf")
+            if chosen and ratio <= NAMESAKE_RATIO:
+                dominant = True  # the user's reading of the name: treated as the default
+            else:
+                note = (
+                    f"{gaz.describe(biggest)} ({ratio:.0f}x the population of {desc}); the "
+                    f"article names nothing near {desc} (its region or a nearby city)"
+                )
         rivals: tuple[int, ...] = ()
+        rival_names: tuple[str, ...] = ()
         if dominant and len(bearers) > 1:
-            own_region = set(gaz.region_terms(city))
-            groups = []
-            for j in bearers[1:]:
-                terms = gaz.region_terms(gaz.cities[j])
-                if terms and not own_region.intersection(terms):
-                    groups.append(self._group(terms))
-            rivals = tuple(dict.fromkeys(groups))
+            rivals, rival_names = self._rivals(city, i, bearers, own)
         names = list(gaz.names(i))
         for name in list(names):
             names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
             key = normalize(name).strip()
+            primary = key == primary_key
             self._add_name(
                 name,
                 _Use(
@@ -755,11 +776,57 @@ class _Builder:
                     term=term,
                     place=city.name,
                     common=key in COMMON_WORDS,
-                    needs_context=not dominant and key == primary_key,
+                    needs_context=not dominant and primary,
                     context=own,
-                    rivals=rivals if key == primary_key else (),
+                    rivals=rivals if primary else (),
+                    desc=desc,
+                    rival_names=rival_names if primary else (),
+                    note=note if primary else "",
                 ),
             )
+
+    def _neighbour_names(self, city: City) -> list[str]:
+        """Nearby cities that can confirm ``city`` (common words would confirm anything)."""
+        gaz = self.gaz
+        return [
+            gaz.cities[j].name
+            for j in gaz.neighbours(city)
+            if normalize(gaz.cities[j].name).strip() not in COMMON_WORDS
+        ]
+
+    def _rivals(
+        self, city: City, i: int, bearers: list[int], own: int
+    ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """Context groups that point to another place of the same name, and which place each.
+
+        Every namesake elsewhere is pointed to by its region (US state or country names). A
+        namesake bigger than ``city`` (only when ``city`` was picked with ``country:``) is also
+        pointed to by its nearby cities, except names that are also first names or towns of
+        ``city``'s own country, and words that already confirm ``city``.
+        """
+        gaz = self.gaz
+        own_region = set(gaz.region_terms(city))
+        own_keys = next(k for k, g in self._groups.items() if g == own)
+        groups: dict[int, str] = {}
+        for j in bearers:
+            if j == i:
+                continue
+            other = gaz.cities[j]
+            terms = list(gaz.region_terms(other))
+            if not terms or own_region.intersection(terms):
+                continue
+            if other.population > city.population:
+                for name in self._neighbour_names(other):
+                    key = normalize(name).strip()
+                    if key in FIRST_NAMES or any(
+                        gaz.cities[b].country == city.country for b in gaz.bearers(key)
+                    ):
+                        continue
+                    terms.append(name)
+            terms = [t for t in terms if self._name_key(t) not in own_keys]
+            if terms:
+                groups.setdefault(self._group(terms), gaz.describe(other))
+        return tuple(groups), tuple(groups.values())
 
     def add_blockers(self) -> None:
         """Longer gazetteer names that contain a configured place name (``New York`` for York)."""

@@ -263,6 +263,13 @@ class Gazetteer:
             return self.country_terms(city.country)
         return ()
 
+    def describe(self, city: City) -> str:
+        """``Paris, Texas`` / ``Valencia, Spain``: a city as a reader would tell it apart."""
+        if city.country == "US" and city.admin1 in self.us_states:
+            return f"{city.name}, {self.us_states[city.admin1]}"
+        country = self.countries.get(city.country)
+        return f"{city.name}, {country.name}" if country else city.name
+
     def neighbours(self, city: City, km: float = 150.0, limit: int = 25) -> list[int]:
         """Nearby cities (for disambiguating context), nearest first."""
         return [i for i, _ in self.within(city.lat, city.lon, km) if self.cities[i] is not city][
