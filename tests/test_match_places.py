@@ -102,6 +102,107 @@ def test_country_narrows_an_ambiguous_name() -> None:
         build({"name": "Lisbon", "country": "JP"})
 
 
+def why_not(m: Matcher, body: str, title: str = "") -> list[str]:
+    """The reasons place mentions were set aside (empty when the watchlist matched)."""
+    e = m.explain(Document(title=title, summary="", body=body), "w")
+    return [] if e.matched else [f.reason for f in e.set_aside if f.kind == "place"]
+
+
+def test_a_namesake_picked_with_country_is_the_users_reading() -> None:
+    # Valencia, Spain (0.8M) vs Valencia, Venezuela (1.6M): comparable, so `country: ES` is
+    # read as the user's Valencia, on its own, like the biggest namesake is without country.
+    iberia = build("Lisbon", "Porto", {"name": "Valencia", "country": "ES"})
+    assert found(
+        iberia, "Crews worked through the night in Valencia, officials said.", "Floods hit Valencia"
+    ) == [("Valencia", "Valencia")]
+    assert found(iberia, "", "Forest fires rage in Valencia") == [("Valencia", "Valencia")]
+    assert found(iberia, "Dock workers in Porto walked out on Monday.") == [("Porto", "Porto")]
+    # ... rejected only when the article points to another Valencia and names nothing near its own
+    venezuela = "Floods hit Valencia after the river burst its banks, Venezuelan officials said."
+    assert found(iberia, venezuela) == []
+    assert why_not(iberia, venezuela) == [
+        "the article points to another place of that name, Valencia, Venezuela (it names "
+        "'Venezuelan'), and names nothing near Valencia, Spain"
+    ]
+    assert found(iberia, "Floods hit Valencia, Venezuela, on Sunday.") == []
+    maracay = "Floods hit Valencia; the highway to Maracay was closed."  # a city near Venezuela's
+    assert found(iberia, maracay) == []
+    assert "(it names 'Maracay')" in why_not(iberia, maracay)[0]
+    california = "A brush fire near Valencia, California, forced evacuations in Santa Clarita."
+    assert found(iberia, california) == []
+    # evidence for both: its own wins
+    assert found(iberia, "Spanish and Venezuelan crews worked in Valencia.") == [
+        ("Valencia", "Valencia")
+    ]
+    assert found(iberia, "Floods hit Valencia; Paterna and Manises were cut off.") == [
+        ("Valencia", "Valencia")
+    ]
+    # without country: the biggest Valencia (Venezuela), which a Spanish context rejects
+    plain = build("Valencia")
+    assert found(plain, "Floods hit Valencia overnight.") == [("Valencia", "Valencia")]
+    assert found(plain, "Floods hit Valencia, Spain, overnight.") == []
+
+
+def test_a_much_smaller_namesake_still_needs_its_own_context() -> None:
+    # Paris, Texas (25k) vs Paris, France (2.1M): 86x. "Paris" alone in the news is France, so
+    # the Texas one needs Texas or a nearby city; France is unaffected.
+    texas = build({"name": "Paris", "country": "US"})
+    france = build({"name": "Paris", "country": "FR"})
+    alone = "Power lines came down across Paris overnight, the utility said."
+    tx = "Power lines came down across Paris, Texas, overnight."
+    near = "Storms that hit Sherman moved on to Paris by midnight."
+    assert found(texas, alone) == []
+    assert why_not(texas, alone) == [
+        "'Paris' on its own is taken to be Paris, France (86x the population of Paris, Texas); "
+        "the article names nothing near Paris, Texas (its region or a nearby city)"
+    ]
+    assert found(texas, tx) == [("Paris", "Paris")]
+    assert found(texas, near) == [("Paris", "Paris")]
+    assert found(france, alone) == [("Paris", "Paris")]
+    assert found(france, tx) == []
+    assert why_not(france, tx) == [
+        "the article points to another place of that name, Paris, Texas (it names 'Texas'), "
+        "and names nothing near Paris, France"
+    ]
+    # London, Ontario (0.4M) vs London, England (9M): 21x
+    ontario = build({"name": "London", "country": "CA"})
+    england = build({"name": "London", "country": "GB"})
+    assert found(ontario, "A fire broke out in a warehouse in London on Sunday.") == []
+    on_story = "A fire broke out in London, Ontario, and crews from Kitchener helped."
+    assert found(ontario, on_story) == [("London", "London")]
+    assert found(ontario, "A fire broke out in London, Canadian police said.") == [
+        ("London", "London")
+    ]
+    assert found(england, "A fire broke out in London on Sunday.") == [("London", "London")]
+    assert found(england, "A fire broke out in London, Canadian police said.") == []
+
+
+def test_cordoba_and_santiago() -> None:
+    # Córdoba, Spain (0.33M) vs Córdoba, Argentina (2.1M): 6.5x, comparable
+    spain = build({"name": "Córdoba", "country": "ES"})
+    argentina = build({"name": "Córdoba", "country": "AR"})
+    heat = "Temperatures in Córdoba reached 44C on Tuesday."
+    assert found(spain, heat) == [("Córdoba", "Córdoba")]
+    assert found(spain, "Temperatures in Cordoba reached 44C.") == [("Cordoba", "Córdoba")]
+    assert found(argentina, heat) == [("Córdoba", "Córdoba")]
+    ar_story = "Temperatures in Córdoba, Argentina, reached 38C."
+    assert found(spain, ar_story) == []
+    assert found(spain, "Temperatures in Córdoba and Villa Carlos Paz rose again.") == []
+    assert found(argentina, ar_story) == [("Córdoba", "Córdoba")]
+    assert found(argentina, "Temperatures in Córdoba, Spain, reached 44C.") == []
+    # Córdoba, Mexico (0.2M) is 10.3x smaller than Argentina's: needs its own context
+    mexico = build({"name": "Córdoba", "country": "MX"})
+    assert found(mexico, heat) == []
+    assert found(mexico, "Rain flooded Córdoba and nearby Orizaba.") == [("Córdoba", "Córdoba")]
+    # Santiago, Chile is the biggest Santiago: on its own; a Philippine context rejects it
+    chile = build({"name": "Santiago", "country": "CL"})
+    assert found(chile, "Smog covered Santiago on Monday.") == [("Santiago", "Santiago")]
+    assert found(chile, "A typhoon hit Santiago, Philippines, on Monday.") == []
+    assert found(build("Santiago"), "Smog covered Santiago on Monday.") == [
+        ("Santiago", "Santiago")
+    ]
+
+
 def test_common_word_places() -> None:
     m = build("Bath", "Mobile", "Split", "Nice", "Reading")
     ordinary = [
