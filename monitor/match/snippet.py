@@ -13,37 +13,8 @@ def make_snippet(text: str, start: int, end: int, width: int = 200) -> str:
     The window is centred on the match (shifted when it hits either end of the text), then
     shrunk to whole words; a match longer than ``width`` is returned whole.
     """
-    # _window inlined: this runs for every reported match (a function call is a tenth of it)
+    left, right = _window(text, start, end, width)
     n = len(text)
-    budget = width - (end - start)
-    if budget < 0:
-        budget = 0
-    left = start - (budget >> 1)
-    right = end + budget - (budget >> 1)
-    if left < 0:
-        right -= left
-        left = 0
-        if right > n:
-            right = n
-    elif right > n:
-        left -= right - n
-        if left < 0:
-            left = 0
-        right = n
-    if left > 0 and not text[left - 1].isspace():
-        i = text.find(" ", left, start)
-        if i >= 0 and text[left:i].isprintable():
-            left = i + 1
-        else:
-            cut = _next_space(text, left, start)
-            left = cut if cut is not None else left
-    if right < n and not text[right].isspace():
-        i = text.rfind(" ", end, right)
-        if i >= 0 and text[i + 1 : right].isprintable():
-            right = i
-        else:
-            cut = _prev_space(text, right, end)
-            right = cut if cut is not None else right
     body = text[left:right]
     if not (body.isprintable() and "  " not in body and body[:1] != " " and body[-1:] != " "):
         body = " ".join(body.split())  # (every whitespace but " " is unprintable)
