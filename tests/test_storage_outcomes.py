@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,16 +14,6 @@ from storage.base import DeliveryOutcome, FeedSpec, NewAlert, NewArticle, Storag
 from storage.sqlite import SQLiteStorage
 
 FEED = "https://a.example.org/rss.xml"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    storage = SQLiteStorage(tmp_path / "fw.db")
-    await storage.open()
-    try:
-        yield storage
-    finally:
-        await storage.close()
 
 
 async def seed(store: SQLiteStorage, n: int, channels: tuple[str, ...] = ("hook",)) -> list[str]:

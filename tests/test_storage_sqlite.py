@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,16 +23,6 @@ from storage.sqlite import LATEST_VERSION, MIGRATIONS, Migration, SQLiteStorage,
 REPO = Path(__file__).resolve().parents[1]
 FEED_A = "https://a.example.org/rss.xml"
 FEED_B = "https://b.example.org/atom.xml"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    storage = SQLiteStorage(tmp_path / "fw.db")
-    await storage.open()
-    try:
-        yield storage
-    finally:
-        await storage.close()
 
 
 async def feed_ids(store: SQLiteStorage) -> tuple[int, int]:
