@@ -1,9 +1,10 @@
 """Refuse to deliver to loopback, private and other non-public addresses unless allowed.
 
-One function, so it can be swapped for the fetcher's shared SSRF guard (``monitor.netguard``)
-later. It checks the addresses the name resolves to now; the connection resolves again, so a
-rebinding DNS server could still slip through: the shared guard, wired into the session's
-resolver, closes that gap. Channel destinations come from the operator's own config, so this
+Which addresses count as non-public is decided in one place, ``monitor.netguard`` (the
+fetcher's SSRF guard). This checks what the name resolves to before sending, so SMTP and
+Apprise targets, which do not go through an aiohttp session, are covered too; in the daemon the
+webhook/Slack session's resolver also applies the guard at connect time, which closes the DNS
+rebinding gap. Channel destinations come from the operator's own config, so this
 check is about honouring ``allow_private_networks`` rather than about hostile input.
 """
 
@@ -13,21 +14,9 @@ import asyncio
 import ipaddress
 import socket
 
+from monitor.netguard import non_public_reason
+
 _HINT = "set fetch.allow_private_networks: true to allow"
-
-
-def _reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_private:
-        return "private"
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved or not ip.is_global:
-        return "non-public"
-    return None
 
 
 async def destination_refusal(
@@ -53,7 +42,7 @@ async def destination_refusal(
             except ValueError:
                 continue
     for ip in addresses:
-        reason = _reason(ip)
+        reason = non_public_reason(ip)
         if reason:
             shown = host if str(ip) == literal else f"{host} ({ip})"
             return f"refused: {shown} is a {reason} (private address) destination; {_HINT}"
