@@ -444,3 +444,47 @@ async def test_drain_exits_promptly_when_everything_is_delivered(
         took = time.monotonic() - t0
     assert left == 0 and took < 3, took
     assert len({r.headers["webhook-id"] for r in rx.requests}) == 10 and len(rx.requests) == 11
+
+
+async def test_a_failing_claim_hands_back_rows_and_the_worker_carries_on(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """Fault injection on a real SQLite outbox: the second claim raises (say, a locked database).
+
+    Rows claimed ahead are handed back, sends under way are recorded, the worker logs and
+    comes back, and in the end every alert got exactly one 2xx.
+    """
+    from storage.base import StorageError
+    from storage.sqlite import SQLiteStorage
+
+    class FlakyClaims(SQLiteStorage):
+        claims = 0
+
+        async def claim_deliveries(self, *args: Any, **kwargs: Any) -> list[Delivery]:
+            FlakyClaims.claims += 1
+            if FlakyClaims.claims == 2:
+                raise StorageError("database is locked (injected)")
+            return await super().claim_deliveries(*args, **kwargs)
+
+    st = FlakyClaims(tmp_path / "flaky.db")
+    await st.open()
+    try:
+        ids = await seed(st, 12, ["hook"])
+        async with WebhookReceiver(script=[Reply(200, delay=0.05)] * 12) as r:
+            worker = hook_worker("hook", r.url, st, session, concurrency=2)
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            await r.wait_for(12, timeout=20)
+            for _ in range(100):  # the last outcomes are being committed
+                states = {d.state for d in (await rows(st, "hook")).values()}
+                if states == {"delivered"}:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        assert FlakyClaims.claims >= 3  # it failed once and claimed again
+        got = [req.headers["webhook-id"] for req in r.requests]
+        assert sorted(got) == sorted(ids)  # each alert exactly once
+        assert {d.state for d in (await rows(st, "hook")).values()} == {"delivered"}
+    finally:
+        await st.close()
