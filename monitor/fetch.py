@@ -49,6 +49,7 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
 _CHUNK = 64 * 1024
+HOST_WAIT_CAP = 86400.0  # a host's Retry-After is honoured for a day at most
 
 
 def format_size(n: int) -> str:
@@ -220,6 +221,9 @@ class Fetcher:
         self._ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._limits: _Limits | None = None
+        self._host_wait: dict[
+            str, float
+        ] = {}  # "host:port" -> monotonic time it may be asked again
 
     async def __aenter__(self) -> Fetcher:
         self._ensure_session()
@@ -293,10 +297,15 @@ class Fetcher:
                 self.policy.check_literal_host(host)
             except BlockedAddressError as exc:
                 raise FetchError("blocked", str(exc), url=str(current)) from None
+            self._check_host_wait(current)
             async with self._limits.slot(host):
                 started = time.monotonic()
                 try:
                     result = await self._hop(session, current, headers, limit, budget - active)
+                except FetchError as exc:
+                    if exc.kind == "rate_limited" and exc.retry_after:
+                        self._note_host_wait(current, exc.retry_after)
+                    raise
                 finally:
                     active += time.monotonic() - started
             if isinstance(result, FetchResponse):
@@ -321,6 +330,30 @@ class Fetcher:
             if nxt.host != current.host or nxt.port != current.port:
                 headers.pop("Authorization", None)
             current = nxt
+
+    def _check_host_wait(self, url: URL) -> None:
+        """A host that answered 429/503 with Retry-After is not asked again before then, by
+        any feed or page on it: one rate-limited feed must not let its neighbours hammer on."""
+        key = f"{url.host}:{url.port}"
+        until = self._host_wait.get(key)
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._host_wait[key]
+            return
+        raise FetchError(
+            "rate_limited",
+            f"{url.host} asked us to wait (Retry-After): {left:.0f}s more",
+            url=str(url),
+            retry_after=left,
+        )
+
+    def _note_host_wait(self, url: URL, seconds: float) -> None:
+        now = time.monotonic()
+        self._host_wait[f"{url.host}:{url.port}"] = now + min(seconds, HOST_WAIT_CAP)
+        if len(self._host_wait) > 4096:  # forget expired entries
+            self._host_wait = {k: v for k, v in self._host_wait.items() if v > now}
 
     async def _hop(
         self,

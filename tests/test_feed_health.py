@@ -89,6 +89,17 @@ async def server() -> Any:
 async def test_broken_moved_slow_and_limited_feeds_beside_a_good_one(
     tmp_path: Path, server: HostileServer
 ) -> None:
+    # The rate-limited feed lives on its own host: Retry-After holds for its whole host.
+    limited_host = await HostileServer(host="127.0.0.2").start()
+    try:
+        await _broken_beside_good(tmp_path, server, limited_host)
+    finally:
+        await limited_host.close()
+
+
+async def _broken_beside_good(
+    tmp_path: Path, server: HostileServer, limited_host: HostileServer
+) -> None:
     room = Newsroom(server)
     good = room.add(Feed("/good.xml", "Good", [FIRE]))
     moved_target = room.add(
@@ -98,7 +109,7 @@ async def test_broken_moved_slow_and_limited_feeds_beside_a_good_one(
         (good, "Good"),
         (server.url(f"/redirect/301?to={moved_target}"), "Moved"),
         (server.url("/status/410"), "Gone"),
-        (server.url("/status/429?retry_after=3600"), "Limited"),
+        (limited_host.url("/status/429?retry_after=3600"), "Limited"),
         (server.url("/status/503"), "Flaky"),
         (server.url("/hang"), "Hangs"),
         (server.url("/drip?every=3&count=10"), "Drips"),
@@ -152,7 +163,7 @@ async def test_broken_moved_slow_and_limited_feeds_beside_a_good_one(
         hits = dict(server.hits)
         d2 = await once(cfg)
         assert server.hits["/status/410"] == hits["/status/410"]
-        assert server.hits["/status/429"] == hits["/status/429"]
+        assert limited_host.hits["/status/429"] == 1  # not asked again before Retry-After
         assert server.hits["/redirect/301"] == hits["/redirect/301"]
         assert server.hits["/new-home.xml"] == hits["/new-home.xml"] + 1
         assert server.hits["/status/503"] == hits["/status/503"] + 1

@@ -456,3 +456,24 @@ def test_format_size() -> None:
     assert format_size(5 * 1024 * 1024) == "5.0 MB"
     assert format_size(512 * 1024) == "512 KB"
     assert format_size(300) == "300 bytes"
+
+
+async def test_retry_after_holds_for_the_whole_host(srv: HostileServer) -> None:
+    srv.feed("/other.xml", b"<rss/>")
+    async with Fetcher(settings()) as f:
+        with pytest.raises(FetchError) as first:
+            await f.get(srv.url("/status/429?retry_after=120"))
+        assert first.value.kind == "rate_limited" and first.value.retry_after == 120
+        # Another feed on the same host is not requested until then.
+        with pytest.raises(FetchError) as second:
+            await f.get(srv.url("/other.xml"))
+        assert second.value.kind == "rate_limited"
+        assert "asked us to wait" in str(second.value)
+        assert second.value.retry_after is not None and 100 < second.value.retry_after <= 120
+        assert srv.hits["/other.xml"] == 0
+    async with HostileServer(host="127.0.0.2") as other, Fetcher(settings()) as f:
+        # A 503 without Retry-After does not block the host.
+        with pytest.raises(FetchError):
+            await f.get(other.url("/status/503"))
+        other.feed("/ok.xml", b"<rss/>")
+        assert (await f.get(other.url("/ok.xml"))).status == 200
