@@ -346,10 +346,19 @@ class Pipeline:
         if not fresh:
             return result
         try:
-            if self.cfg.feed_extract(feed):
-                await asyncio.gather(*(self._extract(c) for c in fresh))
-            fresh = [c for c in fresh if not c.stored_elsewhere]
             max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
+            if self.cfg.feed_extract(feed):
+                # Items the feed dates past max_age can never alert: their pages are not worth
+                # fetching (a new feed with a years-long backlog would cost thousands of pages).
+                recent = []
+                for c in fresh:
+                    if c.entry.published is not None and now - c.entry.published > max_age:
+                        c.body = c.entry.summary
+                        c.extract_error = "not extracted: older than max_age"
+                    else:
+                        recent.append(c)
+                await asyncio.gather(*(self._extract(c) for c in recent))
+            fresh = [c for c in fresh if not c.stored_elsewhere]
             articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
             ids = await self._articles.submit(articles)
         finally:
@@ -364,7 +373,9 @@ class Pipeline:
                     self._recent.add(art.canonical_url)
                 result.new += 1
                 result.alerts += len(art.alerts)
-        result.extract_failures = sum(1 for c in fresh if c.extract_error)
+        result.extract_failures = sum(
+            1 for c in fresh if c.extract_error and not c.extract_error.startswith("not extracted")
+        )
         if result.alerts and self.on_alerts is not None:
             self.on_alerts.set()
         return result

@@ -223,8 +223,10 @@ async def test_once_alerts_exactly_the_matching_articles(
             assert server.hits[path] == hits_before[path] + 1
         conditional = [r for r in server.requests if r.path == "/world.xml"][-1]
         assert conditional.headers.get("If-None-Match") == '"v1"'
-        # Pages are fetched once per new article, never again.
+        # Pages are fetched once per new article, never again; the 10-day-old story's page is
+        # not fetched at all (it can never alert).
         assert server.hits["/news/hill-villages.html"] == 1
+        assert server.hits["/news/old-heatwave.html"] == 0
 
 
 def daemon_start() -> Any:
