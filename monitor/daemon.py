@@ -35,7 +35,7 @@ from storage.base import FeedSpec, FeedState, Storage
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 7.0  # seconds in-flight polls get after SIGTERM; the contract allows 10 in all
+SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get after SIGTERM; the contract allows 10 in all
 DISPATCH_TICK = 1.0
 
 
