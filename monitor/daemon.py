@@ -67,7 +67,6 @@ class Daemon:
         self.matcher = Matcher.build(cfg.watchlists)
         self.stats = RunStats()
         self.lag = LagProbe()
-        self._alerts_event = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self.outbox: Outbox | None = None
         self.pipeline: Pipeline | None = None
@@ -102,7 +101,6 @@ class Daemon:
             self.fetcher,
             self.pool,
             self.matcher,
-            on_alerts=self._alerts_event,
         )
         self.lag.start()
         return self

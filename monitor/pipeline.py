@@ -108,15 +108,12 @@ class Pipeline:
         fetcher: Fetcher,
         pool: CpuPool,
         matcher: Matcher,
-        *,
-        on_alerts: asyncio.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.storage = storage
         self.fetcher = fetcher
         self.pool = pool
         self.matcher = matcher
-        self.on_alerts = on_alerts
         self.watchlists = {wl.name: wl for wl in cfg.watchlists}
         self._pages: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
         # Canonical URLs this process stored lately: a concurrent poll that checked storage
@@ -376,8 +373,6 @@ class Pipeline:
         result.extract_failures = sum(
             1 for c in fresh if c.extract_error and not c.extract_error.startswith("not extracted")
         )
-        if result.alerts and self.on_alerts is not None:
-            self.on_alerts.set()
         return result
 
     async def _extract(self, cand: _Candidate) -> None:
