@@ -45,6 +45,7 @@ FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, text/html;q=0.5, */*;q=0.1"
 )
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"  # article pages
 ACCEPT_ENCODING = "gzip, deflate, br"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}

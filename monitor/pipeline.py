@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from monitor.extract import ExtractError, extract_article
-from monitor.fetch import Fetcher
+from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
 from monitor.match import Document, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
@@ -36,7 +36,6 @@ from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
 
 log = logging.getLogger(__name__)
 
-PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 PARSE_TIME_LIMIT = 60.0
 
 
@@ -92,6 +91,20 @@ def iso_z(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def article_document(
+    title: str, summary: str, body: str, feed_name: str | None, feed_tags: tuple[str, ...]
+) -> Document:
+    """What a watchlist is matched against. A body that is only the summary again (extraction
+    fell back to it) is not counted twice. `feedwatch try --stored` builds the same document."""
+    return Document(
+        title=title,
+        summary=summary,
+        body=body if body != summary else "",
+        feed_name=feed_name,
+        feed_tags=feed_tags,
+    )
 
 
 def feed_display_name(feed: FeedConfig, state: FeedState | None) -> str:
@@ -470,13 +483,7 @@ class Pipeline:
         )
         if too_old:
             return article
-        doc = Document(
-            title=e.title,
-            summary=e.summary,
-            body=c.body if c.body != e.summary else "",
-            feed_name=name,
-            feed_tags=tuple(feed.tags),
-        )
+        doc = article_document(e.title, e.summary, c.body, name, tuple(feed.tags))
         identity = c.canonical or f"{state.key}#{c.guid}"
         for watchlist, matches in self.matcher.match(doc).items():
             wl = self.watchlists[watchlist]

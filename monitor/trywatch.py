@@ -22,14 +22,14 @@ from typing import Any
 
 from monitor.deliver.render import clean_line
 from monitor.extract import ExtractError, extract_article
-from monitor.fetch import Fetcher
+from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.match import Document, Explanation, Finding, Match, Matcher
 from monitor.match.snippet import marked_snippet
 from monitor.models import Extracted, FetchError
+from monitor.pipeline import article_document
 from monitor.settings import Config, PlaceSpec, Watchlist, parse_duration
 from monitor.workers import CpuPool, TaskTimeout
 
-PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 FIELDS = ("title", "summary", "body")
 
 
@@ -182,12 +182,8 @@ async def _try_stored(
     tags = {f.name: tuple(f.tags) for f in cfg.feeds if f.name}
     out = []
     for a in articles:
-        doc = Document(
-            title=a.title,
-            summary=a.summary,
-            body=a.body if a.body != a.summary else "",  # as the pipeline matches it
-            feed_name=a.feed_name,
-            feed_tags=tags.get(a.feed_name or "", ()),
+        doc = article_document(
+            a.title, a.summary, a.body, a.feed_name, tags.get(a.feed_name or "", ())
         )
         ex = matcher.explain(doc, name)
         if ex.matched:
