@@ -473,17 +473,12 @@ def sample_payload(channel: str) -> dict[str, Any]:
 
 
 async def cmd_test_alert(cfg: Config, channel: str) -> int:
-    import aiohttp
+    from monitor.deliver.base import delivery_session, make_sender
 
-    from monitor.deliver.base import make_sender
-    from monitor.logs import register_secrets
-    from monitor.settings import iter_secrets
-
-    register_secrets(iter_secrets(cfg))  # redacted from every log line, debug ones included
     if channel not in cfg.channels:
         names = ", ".join(cfg.channels) or "none configured"
         raise CliError(f"no channel named {channel!r} (channels: {names})")
-    async with aiohttp.ClientSession(headers={"User-Agent": cfg.fetch.user_agent}) as session:
+    async with delivery_session(cfg.fetch) as session:
         sender = make_sender(
             channel,
             cfg.channels[channel],

@@ -19,14 +19,13 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.deliver.base import make_sender
+from monitor.deliver.base import delivery_session, make_sender
 from monitor.deliver.outbox import ChannelWorker, Outbox
 from monitor.deliver.retry import RetryPolicy
 from monitor.fetch import Fetcher
 from monitor.lag import LagProbe
 from monitor.logs import register_secrets
 from monitor.match import Matcher
-from monitor.netguard import AddressPolicy, GuardedResolver
 from monitor.pipeline import Pipeline, PollResult
 from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
 from monitor.workers import CpuPool, PoolClosed
@@ -86,14 +85,7 @@ class Daemon:
             await recover(datetime.now(UTC))
         await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
         await self.fetcher.__aenter__()
-        # Channels get the same SSRF guard as feeds: the resolver drops non-public addresses, so
-        # a webhook host that re-resolves to 169.254.169.254 is refused at connect time too.
-        policy_net = AddressPolicy(allow_private=self.cfg.fetch.allow_private_networks)
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy_net), limit=256),
-            timeout=aiohttp.ClientTimeout(total=60),
-            headers={"User-Agent": self.cfg.fetch.user_agent},
-        )
+        self._http = delivery_session(self.cfg.fetch)
         self.outbox = self._build_outbox()
         self.pipeline = Pipeline(
             self.cfg,

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import aiohttp
 
+    from monitor.settings import FetchSettings
+
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
@@ -36,6 +38,25 @@ def retry(error: str, status: int | None = None, retry_after: float | None = Non
 
 def fail(error: str, status: int | None = None) -> SendResult:
     return SendResult(ok=False, retryable=False, status=status, error=error)
+
+
+def delivery_session(fetch: FetchSettings) -> aiohttp.ClientSession:
+    """The HTTP session webhook and Slack senders share (the daemon's, and `test-alert`'s).
+
+    It carries the fetcher's SSRF guard in its resolver, so a channel host that resolves, or
+    re-resolves, to a non-public address is refused at connect time unless
+    ``fetch.allow_private_networks`` is set.
+    """
+    import aiohttp
+
+    from monitor.netguard import AddressPolicy, GuardedResolver
+
+    policy = AddressPolicy(allow_private=fetch.allow_private_networks)
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=GuardedResolver(policy), limit=256),
+        timeout=aiohttp.ClientTimeout(total=60),
+        headers={"User-Agent": fetch.user_agent},
+    )
 
 
 class Sender(Protocol):
