@@ -265,7 +265,8 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
         st = states.get(feed.url)
         disabled = (not feed.enabled) or bool(st and st.disabled)
         due = st.next_poll if st and st.next_poll else None
-        if st and st.retry_after and (due is None or st.retry_after > due):
+        server_wait = bool(st and st.retry_after and (due is None or st.retry_after > due))
+        if server_wait:
             due = st.retry_after
         rows.append(
             {
@@ -286,6 +287,8 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
                 if st and st.items_per_day is not None
                 else None,
                 "_state": st,
+                "_due": due,
+                "_server_wait": server_wait,
             }
         )
     if as_json:
@@ -324,12 +327,10 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
             print(f"    new items:  {r['items_per_day']:g}/day")
         if r["disabled"]:
             print(f"    disabled:   {r['disabled_reason']}")
+        elif r["_server_wait"]:
+            print(f"    next poll:  {_ago(r['_due'], now)} (the server asked us to wait)")
         else:
-            nxt = st.next_poll if st and st.next_poll else None
-            if st and st.retry_after and (nxt is None or st.retry_after > nxt):
-                print(f"    next poll:  {_ago(st.retry_after, now)} (the server asked us to wait)")
-            else:
-                print(f"    next poll:  {_ago(nxt, now) if nxt else 'now'}")
+            print(f"    next poll:  {_ago(r['_due'], now) if r['_due'] else 'now'}")
         if r["error_count"]:
             print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
     return EXIT_OK
