@@ -1,8 +1,23 @@
 """The process pool for CPU work (feed parsing, extraction), so the event loop never stalls.
 
-Each task runs under a wall-clock limit enforced inside the worker with SIGALRM: a page that sends
-trafilatura into a long loop is abandoned without killing the pool. A pool broken by a crashed
-worker (segfault, OOM kill) is replaced on the next call.
+Why not ``concurrent.futures.ProcessPoolExecutor``: it cannot stop one task. A page built to be
+slow for lxml (tens of thousands of attributes on one element, a link-dense maze) keeps its
+worker busy inside C code, where no signal reaches Python, for minutes; the executor can only
+break the whole pool, and at interpreter exit it waits for the busy worker. This pool owns its
+processes instead:
+
+- **A hard deadline per task.** The worker arms ``SIGALRM`` at the limit (a cheap way out of
+  Python code, raised as a ``BaseException`` that trafilatura's broad ``except Exception`` does
+  not swallow); if the task is still running ``KILL_GRACE`` seconds later, the parent kills the
+  process and starts a fresh one. A task never holds a worker much past its limit.
+- **Fair shares.** A task may carry a ``key`` (the page's host, the feed): one key holds at most
+  ``per_key`` workers at once, so one hostile site cannot starve every other feed.
+- **Bounded lifetime.** A worker is replaced after ``max_tasks`` tasks, so a leak in a parser
+  cannot grow a long-running daemon.
+- **Stops at once.** ``close`` kills every worker; callers get :class:`PoolClosed`.
+
+Each worker talks to the parent over its own pipe; the blocking send/receive runs in a small
+thread pool, so the event loop only awaits.
 """
 
 from __future__ import annotations
@@ -12,51 +27,116 @@ import logging
 import multiprocessing
 import os
 import signal
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+KILL_GRACE = 1.0  # seconds past the limit before the parent kills a task's worker
+MAX_TASKS = 500  # tasks per worker before it is replaced
+
 
 class TaskTimeout(Exception):
-    """A worker task ran past its time limit."""
+    """A worker task ran past its time limit (its worker was stopped or replaced)."""
 
 
 class PoolClosed(Exception):
     """The pool was shut down while (or before) the task ran."""
 
 
-def _fail(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(PoolClosed("the worker pool is shut down"))
+class WorkerCrashed(Exception):
+    """The worker process died while running the task (segfault, OOM kill)."""
+
+
+class _Deadline(BaseException):
+    """Raised inside a worker by SIGALRM. A BaseException, so ``except Exception`` in a
+    library does not swallow it and carry on parsing."""
+
+
+# --------------------------------------------------------------------------- the worker side
 
 
 def _alarm(signum: int, frame: Any) -> None:
-    raise TaskTimeout("time limit reached")
+    raise _Deadline()
 
 
-def _init_worker() -> None:
-    # Workers ignore Ctrl-C: the parent decides when to stop them.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_main(conn: Connection) -> None:
+    """Run tasks from ``conn`` until it closes: ``(limit, fn, args)`` -> ``(ok, value)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _alarm)
     try:  # warm the heavy imports once per worker, not per task
         import feedparser  # noqa: F401
         import trafilatura  # noqa: F401
     except Exception:  # pragma: no cover - import problems surface on first use
         pass
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        limit, fn, args = msg
+        try:
+            if limit > 0:
+                signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                reply: tuple[bool, Any] = (True, fn(*args))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Deadline:
+            reply = (False, TaskTimeout(f"time limit of {limit:g}s reached"))
+        except Exception as exc:
+            reply = (False, exc)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result or exception: say what it was
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
-def _run_limited(limit: float, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    if limit > 0:
-        signal.setitimer(signal.ITIMER_REAL, limit)
+# --------------------------------------------------------------------------- the parent side
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: multiprocessing.process.BaseProcess
+    conn: Connection
+    tasks: int = 0
+    in_use: bool = False  # a thread may be blocked on ``conn``: close it only afterwards
+
+    def kill(self) -> None:
+        """Kill the process; its pipe is closed now, or by the thread using it when it ends."""
+        try:
+            if self.proc.is_alive():
+                self.proc.kill()
+        except (OSError, ValueError):  # already reaped
+            pass
+        if not self.in_use:
+            _close(self.conn)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    key: str | None
+    future: asyncio.Future[_Worker] = field(repr=False)
+
+
+def _roundtrip(conn: Connection, msg: tuple[float, Callable[..., Any], tuple[Any, ...]]) -> Any:
+    conn.send(msg)
+    return conn.recv()
+
+
+def _close(conn: Connection) -> None:
     try:
-        return fn(*args)
-    finally:
-        if limit > 0:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        conn.close()
+    except OSError:
+        pass
 
 
 def default_workers() -> int:
@@ -66,63 +146,206 @@ def default_workers() -> int:
 
 
 class CpuPool:
-    """A lazily started ProcessPoolExecutor shared by parse and extract."""
+    """Worker processes shared by parse and extract; started lazily, killed on overrun."""
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(
+        self,
+        workers: int = 0,
+        *,
+        per_key: int | None = None,
+        max_tasks: int = MAX_TASKS,
+        kill_grace: float = KILL_GRACE,
+    ) -> None:
         self.workers = workers or default_workers()
-        self._pool: ProcessPoolExecutor | None = None
-        self._waiting: set[asyncio.Future[Any]] = set()
+        # One key (a host) may hold at most this many workers: half the pool, at least one.
+        self.per_key = per_key or max(1, self.workers // 2)
+        self.max_tasks = max_tasks
+        self.kill_grace = kill_grace
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._starting = 0  # workers being spawned (already promised to a caller)
+        self._waiters: deque[_Waiter] = deque()
+        self._by_key: dict[str, int] = {}
+        self._threads: ThreadPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.kills = 0  # workers killed for running past their deadline
+        self.crashes = 0  # workers that died on their own
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
-        return self._pool
+    # ------------------------------------------------------------------ public
+    async def run(
+        self, limit: float, fn: Callable[..., T], *args: Any, key: str | None = None
+    ) -> T:
+        """Run ``fn(*args)`` in a worker within ``limit`` seconds of work (0: no limit).
 
-    async def run(self, limit: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in a worker; raise TaskTimeout after ``limit`` seconds of work."""
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            if self._closed:
-                raise PoolClosed("the worker pool is shut down")
-            fut = loop.run_in_executor(self._executor(), _run_limited, limit, fn, args)
-            self._waiting.add(fut)
+        The clock starts when a worker takes the task, not while it waits for one. Raises
+        :class:`TaskTimeout` past the limit, :class:`WorkerCrashed` if the worker died,
+        :class:`PoolClosed` after ``close``, or whatever ``fn`` raised.
+        """
+        if self._closed:
+            raise PoolClosed("the worker pool is shut down")
+        worker = await self._acquire(key)
+        assert self._threads is not None
+        worker.in_use = True
+        reply = asyncio.get_running_loop().run_in_executor(
+            self._threads, _roundtrip, worker.conn, (limit, fn, args)
+        )
+        reply.add_done_callback(lambda fut: self._returned(worker, fut))
+        healthy = False
+        try:
             try:
-                return await fut
-            except BrokenProcessPool:
+                async with asyncio.timeout(limit + self.kill_grace if limit > 0 else None):
+                    ok, value = await asyncio.shield(reply)
+            except TimeoutError:
+                self.kills += 1
+                log.warning(
+                    "worker killed: task past its deadline task=%s limit=%gs pid=%s",
+                    getattr(fn, "__name__", "task"), limit, worker.proc.pid,
+                )  # fmt: skip
+                raise TaskTimeout(f"time limit of {limit:g}s reached") from None
+            except (EOFError, OSError):
                 if self._closed:
                     raise PoolClosed("the worker pool is shut down") from None
-                log.error("worker pool broken; restarting it attempt=%d", attempt)
-                self._discard()
-                if attempt == 2:
-                    raise
-            finally:
-                self._waiting.discard(fut)
-        raise AssertionError("unreachable")
-
-    def _discard(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+                self.crashes += 1
+                worker.proc.join(timeout=0.1)
+                code = worker.proc.exitcode
+                log.error("worker died pid=%s exitcode=%s", worker.proc.pid, code)
+                raise WorkerCrashed(f"the worker process died (exit code {code})") from None
+            healthy = True
+            worker.tasks += 1
+        finally:
+            self._release(worker, key, healthy)
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
 
     def close(self) -> None:
-        """Stop the workers now: a page still being extracted is abandoned, not waited for.
+        """Stop every worker now: tasks under way are abandoned (callers get PoolClosed).
 
-        Shutdown must fit in the 10 s a service manager allows; an extraction can take up to
-        ``extraction.timeout``. Whatever was abandoned is redone by the next process.
+        Shutdown must fit in the 10 s a service manager allows, whatever the workers are doing;
+        whatever was abandoned is redone by the next process.
         """
         self._closed = True
-        for fut in list(self._waiting):  # callers get PoolClosed instead of waiting forever
-            if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_fail, fut)
-        if self._pool is None:
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.future.done():
+                w.future.set_exception(PoolClosed("the worker pool is shut down"))
+        workers = [*self._idle, *self._busy]
+        self._idle.clear()
+        for w in workers:
+            w.kill()
+        for w in workers:
+            w.proc.join(timeout=2)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def alive(self) -> int:
+        """Worker processes running or being started (idle or busy)."""
+        return len(self._idle) + len(self._busy) + self._starting
+
+    # ------------------------------------------------------------------ workers
+    async def _acquire(self, key: str | None) -> _Worker:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="cpu-pool")
+        waiter = _Waiter(key, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._hand_over()
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self._release(waiter.future.result(), key, healthy=True)
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def _hand_over(self) -> None:
+        """Give free capacity to waiters in order, skipping those whose key has its share."""
+        if self._closed:
             return
-        pool, self._pool = self._pool, None
-        processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in processes:
-            proc.join(timeout=2)
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                self._waiters.remove(waiter)
+                continue
+            if waiter.key is not None and self._by_key.get(waiter.key, 0) >= self.per_key:
+                continue
+            if self._idle:
+                worker = self._idle.pop()
+            elif self.alive < self.workers:
+                worker = None
+            else:
+                return
+            self._waiters.remove(waiter)
+            if waiter.key is not None:
+                self._by_key[waiter.key] = self._by_key.get(waiter.key, 0) + 1
+            if worker is not None:
+                self._busy.add(worker)
+                waiter.future.set_result(worker)
+            else:
+                self._starting += 1
+                task = asyncio.ensure_future(self._start_for(waiter))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _start_for(self, waiter: _Waiter) -> None:
+        """Start a worker process (off the loop) and hand it to ``waiter``."""
+        try:
+            assert self._threads is not None
+            worker = await asyncio.get_running_loop().run_in_executor(self._threads, self._spawn)
+        except BaseException as exc:
+            self._starting -= 1
+            self._unkey(waiter.key)
+            if not waiter.future.done():
+                waiter.future.set_exception(
+                    PoolClosed("the worker pool is shut down")
+                    if self._closed
+                    else RuntimeError(f"cannot start a worker process: {exc}")
+                )
+            self._hand_over()
+            return
+        self._starting -= 1
+        self._busy.add(worker)
+        if self._closed:
+            self._release(worker, waiter.key, healthy=False)
+            if not waiter.future.done():
+                waiter.future.set_exception(PoolClosed("the worker pool is shut down"))
+        elif waiter.future.done():  # the caller gave up meanwhile
+            self._release(worker, waiter.key, healthy=True)
+        else:
+            waiter.future.set_result(worker)
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child,), daemon=True, name="feedwatch-worker"
+        )
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    def _unkey(self, key: str | None) -> None:
+        if key is not None:
+            left = self._by_key.get(key, 1) - 1
+            if left > 0:
+                self._by_key[key] = left
+            else:
+                self._by_key.pop(key, None)
+
+    def _release(self, worker: _Worker, key: str | None, healthy: bool) -> None:
+        self._busy.discard(worker)
+        self._unkey(key)
+        if not self._closed and healthy and worker.tasks < self.max_tasks:
+            self._idle.append(worker)
+        else:
+            worker.kill()  # overran, crashed or worn out: a fresh one is started when needed
+        self._hand_over()
+
+    def _returned(self, worker: _Worker, fut: asyncio.Future[Any]) -> None:
+        """The thread using the worker's pipe is done with it."""
+        if not fut.cancelled():
+            fut.exception()  # retrieved here: after a kill nobody awaits it any more
+        worker.in_use = False
+        if worker not in self._busy and worker not in self._idle:
+            _close(worker.conn)  # killed meanwhile

@@ -1,0 +1,135 @@
+"""The CPU pool: hard deadlines (kill and respawn), fair shares per key, crash recovery, close."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.workers import CpuPool, PoolClosed, TaskTimeout, WorkerCrashed
+
+
+def _stuck_in_c(seconds: float) -> str:
+    """Stands in for lxml busy in C: SIGALRM is blocked, so only a kill stops it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _wait_for_file(path: str, seconds: float) -> str:
+    """Busy until ``path`` exists (another task creates it) or ``seconds`` pass."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            return "released"
+        os.sched_yield()
+    return "gave up"
+
+
+def _touch(path: str) -> str:
+    Path(path).write_text("x")
+    return "touched"
+
+
+def _die() -> None:
+    os._exit(3)
+
+
+async def test_a_task_stuck_where_no_signal_reaches_is_killed_and_the_worker_replaced() -> None:
+    pool = CpuPool(1, kill_grace=0.2)
+    try:
+        first = await pool.run(5, _pid)
+        with pytest.raises(TaskTimeout):
+            await pool.run(0.2, _stuck_in_c, 600)
+        assert pool.kills == 1
+        second = await pool.run(5, _pid)
+        assert second != first  # a fresh process serves the next task
+    finally:
+        pool.close()
+
+
+async def test_one_key_never_takes_the_whole_pool(tmp_path: Path) -> None:
+    """Two tasks of a hostile host and one of a healthy feed on two workers: the healthy task
+    runs while the hostile host's second task waits for its share. The hostile tasks can only
+    finish once the healthy one has run (it creates the file they wait for); if the hostile host
+    held both workers, they would give up instead."""
+    gate = str(tmp_path / "gate")
+    pool = CpuPool(2, per_key=1)
+    try:
+        evil = [
+            asyncio.create_task(pool.run(0, _wait_for_file, gate, 60, key="evil.example"))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0)
+        good = asyncio.create_task(pool.run(0, _touch, gate, key="good.example"))
+        assert await asyncio.wait_for(good, 60) == "touched"
+        assert await asyncio.wait_for(asyncio.gather(*evil), 60) == ["released", "released"]
+    finally:
+        pool.close()
+
+
+async def test_a_crashed_worker_fails_its_task_and_is_replaced() -> None:
+    pool = CpuPool(1)
+    try:
+        first = await pool.run(5, _pid)
+        with pytest.raises(WorkerCrashed):
+            await pool.run(5, _die)
+        assert pool.crashes == 1
+        assert await pool.run(5, _pid) != first
+    finally:
+        pool.close()
+
+
+async def test_close_stops_busy_workers_at_once() -> None:
+    pool = CpuPool(1)
+    await pool.run(5, _pid)  # a warm worker: the next task takes it without waiting
+    task = asyncio.create_task(pool.run(0, _stuck_in_c, 600))
+    waiting = asyncio.create_task(pool.run(0, _pid))
+    await asyncio.sleep(0)
+    procs = [w.proc for w in pool._busy]
+    assert len(procs) == 1
+    pool.close()
+    with pytest.raises(PoolClosed):
+        await asyncio.wait_for(task, 10)
+    with pytest.raises(PoolClosed):
+        await asyncio.wait_for(waiting, 10)
+    assert all(not p.is_alive() for p in procs)
+    with pytest.raises(PoolClosed):
+        await pool.run(1, _pid)
+
+
+async def test_workers_are_replaced_after_max_tasks() -> None:
+    pool = CpuPool(1, max_tasks=2)
+    try:
+        pids = [await pool.run(5, _pid) for _ in range(5)]
+        assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    finally:
+        pool.close()
+
+
+async def test_a_caller_cancelled_while_waiting_does_not_leak_a_worker(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    pool = CpuPool(1)
+    try:
+        assert await pool.run(5, _pid)
+        blocker = asyncio.create_task(pool.run(0, _wait_for_file, str(gate), 60))
+        queued = asyncio.create_task(pool.run(5, _pid))
+        await asyncio.sleep(0)
+        queued.cancel()
+        await asyncio.gather(queued, return_exceptions=True)
+        gate.write_text("go")
+        assert await asyncio.wait_for(blocker, 60) == "released"
+        assert isinstance(await asyncio.wait_for(pool.run(5, _pid), 30), int)
+        assert pool.alive == 1
+    finally:
+        pool.close()
