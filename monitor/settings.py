@@ -8,29 +8,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
-from monitor import __version__
+from monitor import __version__, yamlload
 
 DEFAULT_CONFIG_PATH = Path("config/feedwatch.yaml")
 DEFAULT_USER_AGENT = f"feedwatch/{__version__} (+https://github.com/feedwatch/feedwatch)"
@@ -67,14 +67,12 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _bounded_seconds(float(value))
     if not isinstance(value, str):
         raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
     text = value.strip().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
+        return _bounded_seconds(float(text))
     pos, total = 0, 0.0
     for m in _DURATION_RE.finditer(text):
         if m.start() != pos:
@@ -83,7 +81,20 @@ def parse_duration(value: Any) -> float:
         pos = m.end()
     if pos != len(text) or not text:
         raise ValueError(f"{value!r} is not a duration (use 90s, 15m, 2h, 1d)")
-    return total
+    return _bounded_seconds(total)
+
+
+MAX_DURATION = 10 * 365 * 86400.0  # ten years: longer is a typo, and overflows date arithmetic
+
+
+def _bounded_seconds(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration cannot be longer than 10 years")
+    return seconds
 
 
 def parse_size(value: Any) -> int:
@@ -98,6 +109,8 @@ def parse_size(value: Any) -> int:
         n = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
         if n <= 0:
             raise ValueError("a size must be positive")
+        if n > 2**40:
+            raise ValueError("a size cannot be more than 1 TB")
         return int(n)
     raise ValueError(f"{value!r} is not a size (use 512KB, 5MB)")
 
@@ -216,7 +229,9 @@ def mask_url(url: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class StorageSettings(_Model):
@@ -416,39 +431,18 @@ class Config(_Model):
     watchlists: list[Watchlist] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> Config:
-        errors: list[str] = []
-        names: dict[str, int] = {}
-        urls: dict[str, int] = {}
-        for i, feed in enumerate(self.feeds):
-            if feed.name:
-                if feed.name in names:
-                    errors.append(
-                        f"feeds[{i}].name: duplicate feed name {feed.name!r} (also feeds[{names[feed.name]}])"
-                    )
-                names[feed.name] = i
-            if feed.url in urls:
-                errors.append(f"feeds[{i}].url: duplicate feed URL (also feeds[{urls[feed.url]}])")
-            urls[feed.url] = i
-        tags = {t for f in self.feeds for t in f.tags}
-        seen: dict[str, int] = {}
-        for i, wl in enumerate(self.watchlists):
-            if wl.name in seen:
-                errors.append(f"watchlists[{i}].name: duplicate watchlist name {wl.name!r}")
-            seen[wl.name] = i
-            for j, ch in enumerate(wl.channels):
-                if ch not in self.channels:
-                    errors.append(f"watchlists[{i}].channels[{j}]: undefined channel {ch!r}")
-            for j, ref in enumerate(wl.feeds):
-                if ref.startswith("tag:"):
-                    if ref[4:] not in tags:
-                        errors.append(f"watchlists[{i}].feeds[{j}]: no feed has tag {ref[4:]!r}")
-                elif ref not in names:
-                    errors.append(f"watchlists[{i}].feeds[{j}]: undefined feed {ref!r}")
-        if errors:
-            raise ValueError("\n".join(errors))
-        return self
+    _env_values: frozenset[str] = PrivateAttr(default_factory=frozenset)
+    _doc: Any = PrivateAttr(default=None)
+
+    @property
+    def env_values(self) -> frozenset[str]:
+        """Values taken from ``${VAR}``: treated as secrets wherever feedwatch prints."""
+        return self._env_values
+
+    @property
+    def source_doc(self) -> yamlload.Document | None:
+        """The parsed YAML, for the line of a key in later checks (watchlists, storage)."""
+        return self._doc  # type: ignore[no-any-return]
 
     # -- helpers used by the daemon
     def feed_interval(self, feed: FeedConfig) -> float | Literal["auto"]:
@@ -479,104 +473,178 @@ def signing_key(secret: str) -> bytes:
 # --------------------------------------------------------------------------- loading
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+# Where the database goes when `storage.url` is not set: beside the config file, unless the
+# environment names a data directory (the container image sets it to /var/lib/feedwatch).
+DATA_DIR_ENV = "FEEDWATCH_DATA_DIR"
+DEFAULT_DB = Path("data") / "feedwatch.db"
+
+_Loc = tuple[Any, ...]
 
 
-def _interpolate(node: Any, path: str, env: dict[str, str], errors: list[str]) -> Any:
+def _interpolate(
+    node: Any, path: _Loc, env: dict[str, str], errors: list[tuple[_Loc, str]], used: set[str]
+) -> Any:
+    """Replace ``${VAR}`` from ``env``; every value taken from it is remembered in ``used``
+    (they are masked wherever feedwatch prints or logs)."""
     if isinstance(node, str):
+        if "${" not in node:
+            return node
 
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                used.add(env[name])
                 return env[name]
             if default is not None:
                 return default
-            errors.append(f"{path or '<root>'}: environment variable {name} is not set")
+            errors.append((path, f"environment variable {name} is not set"))
             return ""
 
-        return _VAR_RE.sub(repl, node) if "${" in node else node
+        return _VAR_RE.sub(repl, node)
     if isinstance(node, dict):
-        return {
-            k: _interpolate(v, f"{path}.{k}" if path else str(k), env, errors)
-            for k, v in node.items()
-        }
+        return {k: _interpolate(v, (*path, k), env, errors, used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", env, errors) for i, v in enumerate(node)]
+        return [_interpolate(v, (*path, i), env, errors, used) for i, v in enumerate(node)]
     return node
-
-
-def _line_map(text: str) -> dict[tuple[Any, ...], int]:
-    """Path tuple -> 1-based line of that key (or item) in the YAML text."""
-    lines: dict[tuple[Any, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple[Any, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                sub = (*path, key.value)
-                lines[sub] = key.start_mark.line + 1
-                walk(value, sub)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                sub = (*path, i)
-                lines[sub] = item.start_mark.line + 1
-                walk(item, sub)
-
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 _CHANNEL_TYPES = ("webhook", "slack", "email", "console", "apprise")
 
+# pydantic's error types in the project's own words (its own text names Python types).
+_PLAIN_MESSAGES = {
+    "dict_type": "expected a mapping (key: value pairs)",
+    "model_type": "expected a mapping (key: value pairs)",
+    "model_attributes_type": "expected a mapping (key: value pairs)",
+    "list_type": "expected a list",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
+    "path_type": "expected a file path",
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "union_tag_invalid": f"type must be one of {', '.join(_CHANNEL_TYPES)}",
+    "union_tag_not_found": f"type must be one of {', '.join(_CHANNEL_TYPES)}",
+    "literal_error": None,  # pydantic's text lists the allowed values: kept, reworded below
+    "too_short": None,
+}
 
-def _pydantic_errors(exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> list[str]:
-    out: list[str] = []
+
+def _plain_message(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {
+            "greater_than_equal": "at least",
+            "greater_than": "more than",
+            "less_than_equal": "at most",
+            "less_than": "less than",
+        }[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"must be {words} {bound}"
+    if kind == "literal_error":
+        return "must be one of " + str(ctx.get("expected", "")).replace("'", "")
+    if kind == "too_short":
+        return "cannot be empty"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
+    plain = _PLAIN_MESSAGES.get(kind)
+    if plain:
+        return plain
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _pydantic_errors(exc: ValidationError) -> list[tuple[_Loc, str]]:
+    out: list[tuple[_Loc, str]] = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        # Drop the discriminator tag pydantic inserts into union paths (channels.x.webhook.url).
+        # Drop the tags pydantic inserts into paths (channels.x.webhook.url, function-after...).
         clean = tuple(
             p
             for i, p in enumerate(loc)
             if not (i == 2 and loc[0] == "channels" and p in _CHANNEL_TYPES)
             and not (isinstance(p, str) and p.startswith(("function-", "str", "float", "literal")))
         )
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            msg = "unknown key"
-        elif kind == "missing":
-            msg = "required key is missing"
-        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
-            msg = f"type must be one of {', '.join(_CHANNEL_TYPES)}"
-        elif kind == "value_error" and "\n" in str(err.get("ctx", {}).get("error", "")):
-            for line in str(err["ctx"]["error"]).splitlines():
-                out.append(line)
-            continue
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            if kind == "value_error":
-                msg = str(err.get("ctx", {}).get("error", msg))
-        where = _format_loc(clean)
-        line = None
-        probe = clean
-        while probe and line is None:
-            line = lines.get(probe)
-            probe = probe[:-1]
-        prefix = f"line {line}: " if line else ""
-        out.append(f"{prefix}{where}: {msg}" if where else f"{prefix}{msg}")
+        out.append((clean, _plain_message(err)))
     return out
+
+
+def _cross_reference_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
+    """Duplicate names, undefined channels and feeds, read from the raw data so they are found
+    together with type errors elsewhere (not only once everything else validates)."""
+    errors: list[tuple[_Loc, str]] = []
+    feeds = data.get("feeds") if isinstance(data.get("feeds"), list) else []
+    names: dict[str, int] = {}
+    urls: dict[str, int] = {}
+    tags: set[str] = set()
+    for i, feed in enumerate(feeds):
+        if not isinstance(feed, dict):
+            continue
+        name = feed.get("name")
+        if isinstance(name, str) and name.strip():
+            name = name.strip()
+            if name in names:
+                errors.append(
+                    (
+                        ("feeds", i, "name"),
+                        f"duplicate feed name {name!r} (also feeds[{names[name]}])",
+                    )
+                )
+            else:
+                names[name] = i
+        url = feed.get("url")
+        if isinstance(url, str):
+            url = url.strip()
+            if url in urls:
+                errors.append(
+                    (("feeds", i, "url"), f"duplicate feed URL (also feeds[{urls[url]}])")
+                )
+            else:
+                urls[url] = i
+        if isinstance(feed.get("tags"), list):
+            tags.update(t for t in feed["tags"] if isinstance(t, str))
+    channels = data.get("channels") if isinstance(data.get("channels"), dict) else {}
+    watchlists = data.get("watchlists") if isinstance(data.get("watchlists"), list) else []
+    seen: dict[str, int] = {}
+    for i, wl in enumerate(watchlists):
+        if not isinstance(wl, dict):
+            continue
+        name = wl.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(
+                    (
+                        ("watchlists", i, "name"),
+                        f"duplicate watchlist name {name!r} (also watchlists[{seen[name]}])",
+                    )
+                )
+            else:
+                seen[name] = i
+        for j, ch in enumerate(
+            wl.get("channels") or [] if isinstance(wl.get("channels"), list) else []
+        ):
+            if isinstance(ch, str) and ch not in channels:
+                known = ", ".join(channels) or "none defined"
+                errors.append(
+                    (
+                        ("watchlists", i, "channels", j),
+                        f"undefined channel {ch!r} (channels: {known})",
+                    )
+                )
+        for j, ref in enumerate(wl.get("feeds") or [] if isinstance(wl.get("feeds"), list) else []):
+            if not isinstance(ref, str):
+                continue
+            if ref.startswith("tag:"):
+                if ref[4:] not in tags:
+                    errors.append((("watchlists", i, "feeds", j), f"no feed has tag {ref[4:]!r}"))
+            elif ref not in names:
+                errors.append((("watchlists", i, "feeds", j), f"undefined feed {ref!r}"))
+    return errors
 
 
 def _read_opml(path: Path) -> list[dict[str, Any]]:
@@ -629,6 +697,11 @@ def load_config(
     cfg_path = resolve_config_path(path)
     source = str(cfg_path)
     try:
+        size = cfg_path.stat().st_size
+        if size > yamlload.MAX_BYTES:
+            raise ConfigError(
+                [f"the file is larger than {yamlload.MAX_BYTES // (1024 * 1024)} MB"], source
+            )
         text = cfg_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -641,6 +714,81 @@ def load_config(
     )
 
 
+def _relative_paths(data: dict[str, Any], base_dir: Path, env: dict[str, str]) -> None:
+    """Paths in the config are relative to the config file; the default database too."""
+    storage = data.get("storage")
+    if storage is None:
+        storage = data["storage"] = {}
+    if isinstance(storage, dict) and "url" not in storage:
+        data_dir = env.get(DATA_DIR_ENV)
+        storage["url"] = str(
+            Path(data_dir) / DEFAULT_DB.name if data_dir else base_dir / DEFAULT_DB
+        )
+    if isinstance(storage, dict) and isinstance(storage.get("url"), str):
+        url = storage["url"]
+        if url != ":memory:" and ("://" not in url or url.startswith("sqlite:")):
+            raw = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+            if raw and not Path(raw).is_absolute():
+                storage["url"] = os.path.normpath(base_dir / raw)
+    channels = data.get("channels")
+    for ch in channels.values() if isinstance(channels, dict) else ():
+        if (
+            isinstance(ch, dict)
+            and isinstance(ch.get("ca_file"), str)
+            and not Path(ch["ca_file"]).is_absolute()
+        ):
+            ch["ca_file"] = str(base_dir / ch["ca_file"])
+
+
+def _opml_feeds(data: dict[str, Any], base_dir: Path, errors: list[tuple[_Loc, str]]) -> None:
+    opml = data.get("feeds_from") or []
+    if isinstance(opml, str):
+        opml = [opml]
+        data["feeds_from"] = opml
+    feeds = data.get("feeds") or []
+    if not isinstance(opml, list) or not isinstance(feeds, list):
+        return
+    known = {f.get("url") for f in feeds if isinstance(f, dict)}
+    for i, name in enumerate(opml):
+        if not isinstance(name, str):
+            continue
+        p = Path(name) if Path(name).is_absolute() else base_dir / name
+        data["feeds_from"][i] = str(p)
+        try:
+            for feed in _read_opml(p):
+                if feed["url"] not in known:
+                    known.add(feed["url"])
+                    feeds.append(feed)
+        except ValueError as exc:
+            errors.append((("feeds_from", i), str(exc)))
+    data["feeds"] = feeds
+
+
+def mask_values(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` (and its repr) replaced by ``***``."""
+    for value in sorted((v for v in values if v and len(v) >= 3), key=len, reverse=True):
+        if value in text:
+            text = text.replace(repr(value), "'***'").replace(value, "***")
+    return text
+
+
+def format_errors(
+    errors: list[tuple[_Loc, str]], lines: yamlload.Document | None, masked: Iterable[str] = ()
+) -> list[str]:
+    """Errors as ``line N: path: message``, in file order, secrets masked."""
+    masked = list(masked)
+    rows: list[tuple[int, int, str]] = []
+    for n, (loc, msg) in enumerate(errors):
+        line = lines.line(loc) if lines is not None else None
+        where = yamlload.format_path(loc) if loc else ""
+        text = f"{where}: {msg}" if where else msg
+        if line:
+            text = f"line {line}: {text}"
+        rows.append((line or 0, n, mask_values(text, masked)))
+    rows.sort()
+    return list(dict.fromkeys(r[2] for r in rows))
+
+
 def load_config_text(
     text: str,
     *,
@@ -649,74 +797,49 @@ def load_config_text(
     env: dict[str, str] | None = None,
     path: Path | None = None,
 ) -> Config:
+    """Validate a config's text; raise ConfigError listing every problem (path and line each).
+
+    Every value taken from ``${VAR}`` is remembered on the config (``Config.env_values``) and
+    masked in every message, since it may be a secret placed in the wrong key.
+    """
+    env = dict(os.environ if env is None else env)
     try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError([f"{where}YAML syntax error: {exc.problem or exc}"], source) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"YAML error: {exc}"], source) from None
+        doc = yamlload.load(text)
+    except yamlload.YamlError as exc:
+        raise ConfigError(exc.errors, source) from None
+    data = doc.data
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             ["the config must be a mapping of keys (storage, feeds, channels, ...)"], source
         )
-    errors: list[str] = []
-    data = _interpolate(data, "", dict(os.environ if env is None else env), errors)
-    if errors:
-        raise ConfigError(errors, source)
-
-    # Relative paths are relative to the config file.
-    storage = data.get("storage")
-    if isinstance(storage, dict) and isinstance(storage.get("url"), str):
-        url = storage["url"]
-        if url != ":memory:" and ("://" not in url or url.startswith("sqlite:")):
-            raw = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-            if not Path(raw).is_absolute():
-                storage["url"] = os.path.normpath(base_dir / raw)
-    for ch in (
-        (data.get("channels") or {}).values() if isinstance(data.get("channels"), dict) else ()
-    ):
-        if (
-            isinstance(ch, dict)
-            and isinstance(ch.get("ca_file"), str)
-            and not Path(ch["ca_file"]).is_absolute()
-        ):
-            ch["ca_file"] = str(base_dir / ch["ca_file"])
-    opml = data.get("feeds_from") or []
-    if isinstance(opml, str):
-        opml = [opml]
-        data["feeds_from"] = opml
-    if isinstance(opml, list):
-        feeds = data.get("feeds") or []
-        if isinstance(feeds, list):
-            known = {f.get("url") for f in feeds if isinstance(f, dict)}
-            for i, name in enumerate(opml):
-                if not isinstance(name, str):
-                    continue
-                p = Path(name) if Path(name).is_absolute() else base_dir / name
-                data["feeds_from"][i] = str(p)
-                try:
-                    for feed in _read_opml(p):
-                        if feed["url"] not in known:
-                            known.add(feed["url"])
-                            feeds.append(feed)
-                except ValueError as exc:
-                    errors.append(f"feeds_from[{i}]: {exc}")
-            data["feeds"] = feeds
-    if errors:
-        raise ConfigError(errors, source)
+    errors: list[tuple[_Loc, str]] = []
+    used: set[str] = set()
+    data = _interpolate(data, (), env, errors, used)
+    unset = [loc for loc, _ in errors]  # a key whose variable is unset has said all it needs
+    _relative_paths(data, base_dir, env)
+    _opml_feeds(data, base_dir, errors)
+    errors.extend(_cross_reference_errors(data))
+    cfg: Config | None = None
     try:
         cfg = Config.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise ConfigError(_pydantic_errors(exc, _line_map(text)), source) from None
+        errors.extend(
+            (loc, msg)
+            for loc, msg in _pydantic_errors(exc)
+            if not any(loc[: len(u)] == u for u in unset)
+        )
+    if errors or cfg is None:
+        raise ConfigError(format_errors(errors, doc, used), source)
+    cfg._env_values = frozenset(used)
+    cfg._doc = doc
     return cfg
 
 
 def iter_secrets(cfg: Config) -> Iterator[str]:
-    """Every secret value in the config, so log filters can redact them."""
+    """Every secret value in the config, so log filters can redact them: declared secrets,
+    passwords and user names in URLs, and every value taken from ``${VAR}``."""
     for ch in cfg.channels.values():
         for field in ("secret", "webhook_url", "password", "url"):
             v = getattr(ch, field, None)
@@ -725,10 +848,16 @@ def iter_secrets(cfg: Config) -> Iterator[str]:
         for v in getattr(ch, "headers", {}).values():
             if v.get_secret_value():
                 yield v.get_secret_value()
-    for feed in cfg.feeds:  # private feeds: https://user:password@host/feed
-        if "@" in feed.url and (pw := urlsplit(feed.url).password):
-            yield pw
-    if "@" in cfg.storage.url and "://" in cfg.storage.url:
-        pw = urlsplit(cfg.storage.url).password
-        if pw:
-            yield pw
+    for url in [*(f.url for f in cfg.feeds), cfg.storage.url]:
+        if "@" in url and "://" in url:
+            yield from userinfo_secrets(url)
+    yield from cfg.env_values
+
+
+def userinfo_secrets(url: str) -> list[str]:
+    """The user name and password of ``scheme://user:password@host/...``, if any."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    return [unquote(v) for v in (parts.password, parts.username) if v]

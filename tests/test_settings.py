@@ -183,7 +183,7 @@ def test_unset_variable_is_named(tmp_path: Path) -> None:
     )
     errs = errors_of(path, env={})
     assert errs == [
-        "channels.newsroom.webhook_url: environment variable SLACK_WEBHOOK_URL is not set"
+        "line 3: channels.newsroom.webhook_url: environment variable SLACK_WEBHOOK_URL is not set"
     ]
     cfg = load_config(path, env={"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/C"})
     assert cfg.channels["newsroom"].webhook_url.get_secret_value().endswith("/T/B/C")
@@ -210,12 +210,14 @@ def test_cross_reference_errors(tmp_path: Path) -> None:
         """,
     )
     errs = errors_of(path)
-    assert "feeds[1].name: duplicate feed name 'A' (also feeds[0])" in errs
-    assert "feeds[2].url: duplicate feed URL (also feeds[0])" in errs
-    assert "watchlists[0].channels[1]: undefined channel 'nope'" in errs
-    assert "watchlists[0].feeds[1]: undefined feed 'Missing'" in errs
-    assert "watchlists[0].feeds[2]: no feed has tag 'none'" in errs
-    assert "watchlists[1].name: duplicate watchlist name 'w'" in errs
+    assert errs == [
+        "line 4: feeds[1].name: duplicate feed name 'A' (also feeds[0])",
+        "line 5: feeds[2].url: duplicate feed URL (also feeds[0])",
+        "line 9: watchlists[0].channels[1]: undefined channel 'nope' (channels: hook)",
+        "line 9: watchlists[0].feeds[1]: undefined feed 'Missing'",
+        "line 9: watchlists[0].feeds[2]: no feed has tag 'none'",
+        "line 10: watchlists[1].name: duplicate watchlist name 'w' (also watchlists[0])",
+    ]
 
 
 def test_wrong_types_and_values(tmp_path: Path) -> None:
