@@ -1,11 +1,19 @@
-"""The ``feedwatch`` command: parses arguments, builds the pieces, runs them. No business logic."""
+"""The ``feedwatch`` command: parses arguments, builds the pieces, runs them. No business logic.
+
+Exit codes, for every command (a cron job or a healthcheck can act on them):
+
+- 0: all well
+- 1: a fatal error (nothing done, or the run aborted)
+- 2: the config is invalid (`run` refuses exactly what `check` refuses, with the same messages)
+- 3: the command completed but something needs attention (a feed failed, an alert failed or is
+  still queued, a page could not be read, nothing found); a one-line summary on stderr says what
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__
+from monitor.logs import get_logger
 from monitor.settings import Config, ConfigError, load_config, parse_duration
 
-log = logging.getLogger("feedwatch")
+log = get_logger("feedwatch")
 
-EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_ATTENTION = 0, 1, 2, 3
+READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo")
 
 
 class CliError(Exception):
@@ -27,6 +37,15 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
         super().__init__(message)
         self.code = code
+
+
+def attention(message: str) -> int:
+    """The one-line summary of what needs attention, and exit code 3."""
+    print(f"feedwatch: {message}", file=sys.stderr)
+    return EXIT_ATTENTION
+
+
+# ---------------------------------------------------------------------- arguments
 
 
 def _common_options(suppress: bool) -> argparse.ArgumentParser:
@@ -40,13 +59,24 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         "-c",
-        help="config file (default: $FEEDWATCH_CONFIG or ./config/feedwatch.yaml)",
+        metavar="PATH",
+        help="config file (default: $FEEDWATCH_CONFIG, else ./config/feedwatch.yaml)",
         **kw,
     )
-    common.add_argument("--debug", action="store_true", help="verbose logs and tracebacks", **kw)
-    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], **kw)
     common.add_argument(
-        "--log-json", action="store_true", help="one JSON object per log line", **kw
+        "--debug", action="store_true", help="debug logs, and tracebacks on errors", **kw
+    )
+    common.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log lines shown (default: info for run, warning otherwise)",
+        **kw,
+    )
+    common.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line (ts, level, event and each field as a key)",
+        **kw,
     )
     return common
 
@@ -55,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     common = _common_options(suppress=True)
     p = argparse.ArgumentParser(
         prog="feedwatch",
-        description="Watch RSS/Atom feeds, extract articles, match watchlists, send alerts.",
+        description="Watch feeds, extract articles, match watchlists, send alerts.",
+        epilog="exit codes: 0 all well, 1 fatal error, 2 invalid config, 3 needs attention",
         parents=[_common_options(suppress=False)],
     )
     p.add_argument("--version", action="version", version=f"feedwatch {__version__}")
@@ -63,64 +94,94 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run the daemon (or one pass with --once)")
     run.add_argument(
-        "--once", action="store_true", help="poll every feed once, deliver, drain, exit"
+        "--once",
+        action="store_true",
+        help="poll every enabled feed now, deliver, drain, exit (3 if a feed or alert failed)",
     )
 
-    sub.add_parser("check", parents=[common], help="validate the config and print a summary")
+    sub.add_parser(
+        "check",
+        parents=[common],
+        help="validate the config, watchlists and storage location; print a summary",
+    )
     demo = sub.add_parser("demo", parents=[common], help="offline try-out on bundled sample feeds")
-    demo.add_argument("--keep", metavar="DIR", help="keep the demo database in DIR")
+    demo.add_argument("--keep", metavar="DIR", help="keep the demo's database and config in DIR")
 
-    status = sub.add_parser("status", parents=[common], help="per-feed health")
-    status.add_argument("--json", action="store_true")
+    status = sub.add_parser(
+        "status", parents=[common], help="per-feed health (exit 3 if a feed or alert failed)"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
 
     tr = sub.add_parser(
         "try", parents=[common], help="show what a watchlist matches on pages or stored articles"
     )
-    tr.add_argument("--watchlist", "-w", required=True)
-    tr.add_argument("sources", nargs="*", metavar="URL_OR_FILE")
-    tr.add_argument("--stored", action="store_true", help="re-run over stored articles")
+    tr.add_argument("--watchlist", "-w", required=True, help="the watchlist's name")
+    tr.add_argument(
+        "sources", nargs="*", metavar="URL_OR_FILE", help="pages (http/https) or local files"
+    )
+    tr.add_argument("--stored", action="store_true", help="also re-run over stored articles")
     tr.add_argument("--since", default="7d", help="with --stored: how far back (default 7d)")
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--json", action="store_true", help="machine-readable output")
 
     al = sub.add_parser(
         "alerts", parents=[common], help="list alerts and their delivery state; `alerts retry`"
     )
     al.add_argument("--failed", action="store_true", help="only alerts with a failed channel")
     al.add_argument("--since", default=None, help="only alerts newer than this (e.g. 1d)")
-    al.add_argument("--json", action="store_true")
-    al.add_argument("--limit", type=int, default=200)
+    al.add_argument("--json", action="store_true", help="machine-readable output")
+    al.add_argument("--limit", type=int, default=200, help="show at most this many (default 200)")
     al.add_argument(
-        "action", nargs="?", choices=["retry"], help="retry: re-queue an alert or all failed"
+        "action", nargs="?", choices=["retry"], help="retry: re-queue one alert, or all --failed"
     )
-    al.add_argument("alert_id", nargs="?", help="with retry: the alert id")
+    al.add_argument("alert_id", nargs="?", help="with retry: the alert's id (msg_...)")
 
     en = sub.add_parser("enable", parents=[common], help="re-enable a feed disabled after 410 Gone")
     en.add_argument("feed", help="the feed's name or URL")
 
     ta = sub.add_parser(
-        "test-alert", parents=[common], help="send a sample alert through one channel"
+        "test-alert",
+        parents=[common],
+        help="send a sample alert through one channel (exit 0 delivered, 1 not)",
     )
-    ta.add_argument("channel")
+    ta.add_argument("channel", help="the channel's name in the config")
     return p
 
 
+# ---------------------------------------------------------------------- entry points
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The console script: `feedwatch ...`."""
+    try:
+        code = asyncio.run(run_cli(argv))
+        sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `feedwatch alerts --json | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+async def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Parse, run and map errors to exit codes; tests call this in-process."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0)
     if not args.command:
         _parser().print_help()
         return EXIT_FAIL
     from monitor.logs import setup_logging
 
-    default_level = (
-        "warning"
-        if args.command in ("check", "status", "alerts", "try", "test-alert", "demo")
-        else "info"
-    )
+    default_level = "warning" if args.command in READ_ONLY else "info"
     setup_logging(
         "debug" if args.debug else (args.log_level or default_level), as_json=args.log_json
     )
     try:
-        return _dispatch(args)
+        return await _dispatch(args)
     except ConfigError as exc:
         for line in exc.errors:
             print(
@@ -129,23 +190,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return EXIT_CONFIG
     except CliError as exc:
-        print(f"feedwatch: {exc}", file=sys.stderr)
+        print(f"feedwatch: {_redact(str(exc))}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
-        return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if args.debug:
             raise
         from storage.base import StorageError
 
         if isinstance(exc, StorageError):
-            print(f"feedwatch: storage: {exc}", file=sys.stderr)
+            print(f"feedwatch: storage: {_redact(str(exc))}", file=sys.stderr)
         else:
             print(
-                f"feedwatch: {type(exc).__name__}: {exc} (run with --debug for details)",
+                f"feedwatch: {type(exc).__name__}: {_redact(str(exc))} "
+                "(run with --debug for details)",
                 file=sys.stderr,
             )
         return EXIT_FAIL
+
+
+def _redact(text: str) -> str:
+    from monitor.logs import redact
+
+    return redact(text)
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -157,40 +225,57 @@ def _load(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+async def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
-    if cmd == "check":
-        return cmd_check(_load(args))
-    if cmd == "run":
-        return asyncio.run(cmd_run(_load(args), once=args.once, config_path=args.config))
     if cmd == "demo":
         from monitor.demo import run_demo
 
-        return asyncio.run(run_demo(keep=Path(args.keep) if args.keep else None))
+        return await run_demo(keep=Path(args.keep) if args.keep else None)
+    cfg = _load(args)
+    if cmd == "check":
+        return await cmd_check(cfg)
+    if cmd == "run":
+        return await cmd_run(cfg, once=args.once, config_path=args.config)
     if cmd == "status":
-        return asyncio.run(cmd_status(_load(args), as_json=args.json))
+        return await cmd_status(cfg, as_json=args.json)
     if cmd == "alerts":
-        return asyncio.run(cmd_alerts(_load(args), args))
+        return await cmd_alerts(cfg, args)
     if cmd == "enable":
-        return asyncio.run(cmd_enable(_load(args), args.feed))
+        return await cmd_enable(cfg, args.feed)
     if cmd == "test-alert":
-        return asyncio.run(cmd_test_alert(_load(args), args.channel))
+        return await cmd_test_alert(cfg, args.channel)
     if cmd == "try":
         from monitor.trywatch import TryError, cmd_try
 
         try:
-            return asyncio.run(cmd_try(_load(args), args))
+            return await cmd_try(cfg, args)
         except TryError as exc:
             raise CliError(str(exc)) from None
     raise CliError(f"unknown command {cmd}")
 
 
+async def _open_existing(cfg: Config) -> Any:
+    """The storage, opened, if its database exists; None if nothing has run yet.
+
+    Read-only commands never create a database.
+    """
+    from storage import database_exists, open_storage
+
+    if not database_exists(cfg.storage.url):
+        return None
+    storage = open_storage(cfg.storage.url)
+    await storage.open()
+    return storage
+
+
 # ---------------------------------------------------------------------- check
 
 
-def cmd_check(cfg: Config) -> int:
+async def cmd_check(cfg: Config) -> int:
     from monitor.summary import config_summary
+    from monitor.validate import validate
 
+    await asyncio.to_thread(validate, cfg)  # raises ConfigError: exit 2, every problem listed
     print(config_summary(cfg))
     return EXIT_OK
 
@@ -200,18 +285,23 @@ def cmd_check(cfg: Config) -> int:
 
 async def cmd_run(cfg: Config, once: bool, config_path: str | None = None) -> int:
     from monitor.daemon import Daemon, install_signal_handlers, reload_on_signal
+    from monitor.validate import validate
 
+    matcher = await asyncio.to_thread(validate, cfg)  # what `check` refuses, `run` refuses
     stop = asyncio.Event()
     reload = asyncio.Event()
     install_signal_handlers(stop, reload)
-    async with Daemon(cfg) as daemon:
+    async with Daemon(cfg, matcher=matcher) as daemon:
         if once:
             runner = asyncio.create_task(daemon.run_once())
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if runner in done:
                 stopper.cancel()
-                return runner.result()
+                report = runner.result()
+                if report.attention:
+                    return attention(report.summary())
+                return EXIT_OK
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             log.info("interrupted; queued alerts stay queued for the next run")
@@ -247,121 +337,196 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
 
 
-async def cmd_status(cfg: Config, as_json: bool) -> int:
-    from monitor.pipeline import feed_display_name
-    from storage import open_storage
-
-    storage = open_storage(cfg.storage.url)
-    await storage.open()
-    try:
-        states = {s.key: s for s in await storage.list_feeds([f.url for f in cfg.feeds])}
-    finally:
-        await storage.close()
+def _line(value: Any, limit: int = 300) -> str:
+    """Text from feeds or storage as one printable line (no escapes from a hostile title)."""
+    from monitor.deliver.render import clean_line
     from monitor.logs import redact
+
+    return redact(clean_line(value, limit))
+
+
+async def _daemon_health(cfg: Config) -> dict[str, Any] | None:
+    """Ask the running daemon's /healthz (when `server:` is configured)."""
+    if cfg.server is None:
+        return None
+    import aiohttp
+
+    from monitor.settings import split_listen
+
+    host, port = split_listen(cfg.server.listen)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s:
+            async with s.get(url) as resp:
+                body = await resp.json(content_type=None)
+                return {"reachable": True, "healthy": resp.status == 200, **body}
+    except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+        return {"reachable": False, "healthy": False, "url": url}
+
+
+async def cmd_status(cfg: Config, as_json: bool) -> int:
+    from monitor.daemon import feed_health, poll_time
+    from monitor.pipeline import feed_display_name
+    from monitor.urls import feed_key
+    from storage import check_location
+
+    storage = await _open_existing(cfg)
+    failed_alerts = 0
+    states: dict[str, Any] = {}
+    if storage is not None:
+        try:
+            states = {
+                s.key: s for s in await storage.list_feeds([feed_key(f.url) for f in cfg.feeds])
+            }
+            failed_alerts = len(await storage.list_alerts(failed_only=True, limit=1000))
+        finally:
+            await storage.close()
+    storage_problems = check_location(cfg.storage.url)
+    daemon = await _daemon_health(cfg)
 
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for feed in cfg.feeds:
-        st = states.get(feed.url)
+        st = states.get(feed_key(feed.url))
         disabled = (not feed.enabled) or bool(st and st.disabled)
-        due = st.next_poll if st and st.next_poll else None
-        server_wait = bool(st and st.retry_after and (due is None or st.retry_after > due))
-        if server_wait:
-            due = st.retry_after
+        due = poll_time(st) if st else None
+        server_wait = bool(st and st.retry_after and due == st.retry_after and due > now)
         rows.append(
             {
-                "name": redact(feed_display_name(feed, st)),
-                "url": redact(st.url if st else feed.url),
+                "name": _line(feed_display_name(feed, st)),
+                "url": _line(st.url if st else feed_key(feed.url), 2000),
                 "http_status": st.http_status if st else None,
                 "last_poll": _iso(st.last_poll) if st else None,
                 "next_poll": None if disabled else (_iso(due) if due else _iso(now)),
                 "error_count": st.error_count if st else 0,
-                "last_error": redact(st.last_error) if st and st.last_error else None,
+                "last_error": _line(st.last_error) if st and st.last_error else None,
                 "disabled": disabled,
                 "disabled_reason": (
-                    st.disabled
+                    _line(st.disabled)
                     if st and st.disabled
                     else ("disabled in config" if not feed.enabled else None)
                 ),
                 "items_per_day": round(st.items_per_day, 2)
                 if st and st.items_per_day is not None
                 else None,
+                "state": "disabled" if disabled else (feed_health(st) if st else "new"),
                 "_state": st,
                 "_due": due,
                 "_server_wait": server_wait,
             }
         )
+    failing = sum(1 for r in rows if r["state"] == "failing")
+    disabled_n = sum(1 for r in rows if r["disabled"])
+    never = sum(1 for r in rows if r["last_poll"] is None and not r["disabled"])
+    ok = len(rows) - failing - disabled_n - never
+    summary = {
+        "feeds": len(rows),
+        "ok": ok,
+        "failing": failing,
+        "disabled": disabled_n,
+        "never_polled": never,
+        "alerts_failed": failed_alerts,
+        "database": "missing (nothing has run yet)" if storage is None else "ok",
+        "storage_problems": storage_problems,
+    }
+    trouble: list[str] = []
+    if failing:
+        trouble.append(f"{failing} feed{'s' if failing != 1 else ''} failing")
+    if disabled_n:
+        trouble.append(f"{disabled_n} disabled")
+    if failed_alerts:
+        trouble.append(f"{failed_alerts} alert{'s' if failed_alerts != 1 else ''} failed")
+    if storage_problems:
+        trouble.append("storage: " + storage_problems[0])
+    if daemon is not None and daemon.get("reachable") and not daemon.get("healthy"):
+        trouble.append(f"daemon unhealthy: {daemon.get('storage', 'see /healthz')}")
+
     if as_json:
+        out = {
+            "summary": summary,
+            "daemon": daemon,
+            "feeds": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
         print(
-            json.dumps(
-                {"feeds": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]},
-                indent=2,
-                ensure_ascii=False,
-            )
+            f"{len(rows)} feeds: {ok} ok, {failing} failing, {disabled_n} disabled, "
+            f"{never} never polled; {failed_alerts} failed alerts"
         )
-        return EXIT_OK
-    failing = sum(1 for r in rows if r["error_count"] and not r["disabled"])
-    disabled = sum(1 for r in rows if r["disabled"])
-    never = sum(1 for r in rows if r["last_poll"] is None)
-    print(
-        f"{len(rows)} feeds: {len(rows) - failing - disabled - never} ok, {failing} failing, {disabled} disabled, {never} never polled"
-    )
-    print()
-    for r in rows:
-        st = r["_state"]
-        if r["disabled"]:
-            mark = "DISABLED"
-        elif r["error_count"]:
-            mark = "FAILING"
-        elif r["last_poll"] is None:
-            mark = "NEW"
-        else:
-            mark = "ok"
-        print(f"[{mark}] {r['name']}")
-        print(f"    url:        {r['url']}")
-        line = f"    last poll:  {_ago(st.last_poll if st else None, now)}"
-        if r["http_status"]:
-            line += f" (HTTP {r['http_status']})"
-        print(line)
-        if r["items_per_day"] is not None:
-            print(f"    new items:  {r['items_per_day']:g}/day")
-        if r["disabled"]:
-            print(f"    disabled:   {r['disabled_reason']}")
-        elif r["_server_wait"]:
-            print(f"    next poll:  {_ago(r['_due'], now)} (the server asked us to wait)")
-        else:
-            print(f"    next poll:  {_ago(r['_due'], now) if r['_due'] else 'now'}")
-        if r["error_count"]:
-            print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
+        if storage is None:
+            print(f"database: none yet at {cfg.storage.url} (`feedwatch run` creates it)")
+        for p in storage_problems:
+            print(f"storage: {_line(p)}")
+        if daemon is not None:
+            if not daemon.get("reachable"):
+                print(f"daemon: not reachable at {daemon.get('url')} (not running?)")
+            else:
+                print(
+                    f"daemon: {daemon.get('daemon', '?')}, "
+                    f"{'healthy' if daemon.get('healthy') else 'UNHEALTHY'}, "
+                    f"storage {_line(daemon.get('storage', '?'))}"
+                )
+        print()
+        for r in rows:
+            _print_feed(r, now)
+    if trouble:
+        return attention("; ".join(trouble))
     return EXIT_OK
+
+
+def _print_feed(r: dict[str, Any], now: datetime) -> None:
+    st = r["_state"]
+    mark = {"disabled": "DISABLED", "failing": "FAILING", "new": "NEW"}.get(r["state"], "ok")
+    if r["state"] == "ok" and r["last_poll"] is None:
+        mark = "NEW"
+    print(f"[{mark}] {r['name']}")
+    print(f"    url:        {r['url']}")
+    line = f"    last poll:  {_ago(st.last_poll if st else None, now)}"
+    if r["http_status"]:
+        line += f" (HTTP {r['http_status']})"
+    print(line)
+    if r["items_per_day"] is not None:
+        print(f"    new items:  {r['items_per_day']:g}/day")
+    if r["disabled"]:
+        print(f"    disabled:   {r['disabled_reason']}")
+    elif r["_server_wait"]:
+        print(f"    next poll:  {_ago(r['_due'], now)} (the server asked us to wait)")
+    else:
+        print(f"    next poll:  {_ago(r['_due'], now) if r['_due'] else 'now'}")
+    if r["error_count"]:
+        print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
 
 
 # ---------------------------------------------------------------------- enable
 
 
 async def cmd_enable(cfg: Config, ref: str) -> int:
+    from monitor.urls import feed_key
     from storage import open_storage
 
-    matches = [f for f in cfg.feeds if ref in (f.name, f.url)]
+    matches = [f for f in cfg.feeds if ref in (f.name, f.url, feed_key(f.url))]
     storage = open_storage(cfg.storage.url)
     await storage.open()
     try:
         if not matches:  # also accept the feed's own title, as `status` shows it
-            states = await storage.list_feeds([f.url for f in cfg.feeds])
+            states = await storage.list_feeds([feed_key(f.url) for f in cfg.feeds])
             titled = {s.title: s.key for s in states if s.title}
-            matches = [f for f in cfg.feeds if f.url == titled.get(ref)]
+            matches = [f for f in cfg.feeds if feed_key(f.url) == titled.get(ref)]
         if not matches:
             raise CliError(
                 f"no configured feed named {ref!r} (give its name or URL as in the config)"
             )
-        state = await storage.get_feed(matches[0].url)
+        key = feed_key(matches[0].url)
+        state = await storage.get_feed(key)
         if state is None or not state.disabled:
             print(f"{ref}: not disabled; nothing to do")
             return EXIT_OK
-        await storage.set_feed_disabled(matches[0].url, None)
+        await storage.set_feed_disabled(key, None)
     finally:
         await storage.close()
-    print(f"{ref}: re-enabled (was: {state.disabled}); it is polled on the next run")
+    print(f"{ref}: re-enabled (was: {_line(state.disabled)}); it is polled on the next run")
     return EXIT_OK
 
 
@@ -369,59 +534,32 @@ async def cmd_enable(cfg: Config, ref: str) -> int:
 
 
 async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
-    from storage import open_storage
-
-    storage = open_storage(cfg.storage.url)
-    await storage.open()
+    if args.action == "retry":
+        return await _alerts_retry(cfg, args)
+    if args.alert_id:
+        raise CliError(
+            f"unexpected {args.alert_id!r} (did you mean `alerts retry {args.alert_id}`?)"
+        )
     try:
-        if args.action == "retry":
-            if not args.alert_id and not args.failed:
-                raise CliError("alerts retry needs an alert ID or --failed")
-            n = await storage.requeue(
-                alert_id=args.alert_id, failed=args.failed, now=datetime.now(UTC)
-            )
-            if args.alert_id and n == 0:
-                raise CliError(f"no undelivered channel for alert {args.alert_id}")
-            print(
-                f"re-queued {n} deliver{'y' if n == 1 else 'ies'}; a running daemon (or the next `feedwatch run`) sends them"
-            )
-            return EXIT_OK
+        since = (
+            datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+            if args.since
+            else None
+        )
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    storage = await _open_existing(cfg)
+    if storage is None:
+        alerts = []
+    else:
         try:
-            since = (
-                datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
-                if args.since
-                else None
+            alerts = await storage.list_alerts(
+                since=since, failed_only=args.failed, limit=args.limit
             )
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}") from None
-        alerts = await storage.list_alerts(since=since, failed_only=args.failed, limit=args.limit)
-    finally:
-        await storage.close()
+        finally:
+            await storage.close()
     if args.json:
-        out = []
-        for a in alerts:
-            out.append(
-                {
-                    "id": a.id,
-                    "watchlist": a.watchlist,
-                    "created_at": _iso(a.created_at),
-                    "title": a.payload.get("article", {}).get("title"),
-                    "url": a.payload.get("article", {}).get("url"),
-                    "channels": {
-                        d.channel: {
-                            "state": d.state,
-                            "attempts": d.attempts,
-                            "last_status": d.last_status,
-                            "last_error": d.last_error,
-                            "next_attempt": _iso(d.next_attempt)
-                            if d.state in ("pending", "in_flight")
-                            else None,
-                            "delivered_at": _iso(d.delivered_at),
-                        }
-                        for d in a.deliveries
-                    },
-                }
-            )
+        out = [_alert_json(a) for a in alerts]
         print(json.dumps({"alerts": out}, indent=2, ensure_ascii=False))
         return EXIT_OK
     if not alerts:
@@ -430,8 +568,10 @@ async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     for a in alerts:
         art = a.payload.get("article", {})
-        print(f"{a.id}  {_ago(a.created_at, now)}  [{a.watchlist}] {art.get('title')}")
-        print(f"    {art.get('url')}")
+        print(
+            f"{a.id}  {_ago(a.created_at, now)}  [{_line(a.watchlist)}] {_line(art.get('title'))}"
+        )
+        print(f"    {_line(art.get('url'), 2000)}")
         for d in a.deliveries:
             detail = d.state
             if d.state == "delivered":
@@ -441,8 +581,56 @@ async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
             else:
                 detail += f" after {d.attempts} attempt{'s' if d.attempts != 1 else ''}"
             if d.last_error and d.state != "delivered":
-                detail += f": {d.last_error}"
+                detail += f": {_line(d.last_error)}"
             print(f"    -> {d.channel}: {detail}")
+    return EXIT_OK
+
+
+def _alert_json(a: Any) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "watchlist": a.watchlist,
+        "created_at": _iso(a.created_at),
+        "title": a.payload.get("article", {}).get("title"),
+        "url": a.payload.get("article", {}).get("url"),
+        "channels": {
+            d.channel: {
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "next_attempt": _iso(d.next_attempt)
+                if d.state in ("pending", "in_flight")
+                else None,
+                "delivered_at": _iso(d.delivered_at),
+            }
+            for d in a.deliveries
+        },
+    }
+
+
+async def _alerts_retry(cfg: Config, args: argparse.Namespace) -> int:
+    if not args.alert_id and not args.failed:
+        raise CliError("alerts retry needs an alert ID or --failed")
+    storage = await _open_existing(cfg)
+    if storage is None:
+        raise CliError(f"no database yet at {cfg.storage.url}: there are no alerts to retry")
+    try:
+        if args.alert_id:
+            alert = await storage.get_alert(args.alert_id)
+            if alert is None:
+                raise CliError(f"no such alert: {args.alert_id} (see `feedwatch alerts`)")
+        n = await storage.requeue(alert_id=args.alert_id, failed=args.failed, now=datetime.now(UTC))
+    finally:
+        await storage.close()
+    if args.alert_id and n == 0:
+        states = ", ".join(f"{d.channel}: {d.state}" for d in alert.deliveries) or "no channels"
+        print(f"{args.alert_id}: nothing to re-queue ({states})")
+        return EXIT_OK
+    print(
+        f"re-queued {n} deliver{'y' if n == 1 else 'ies'}; a running daemon (or the next "
+        "`feedwatch run`) sends them"
+    )
     return EXIT_OK
 
 
@@ -497,7 +685,7 @@ async def cmd_test_alert(cfg: Config, channel: str) -> int:
     kind = (
         "will be retried by the daemon for real alerts" if result.retryable else "permanent failure"
     )
-    print(f"{channel}: not delivered: {result.error} ({kind})", file=sys.stderr)
+    print(f"{channel}: not delivered: {_line(result.error)} ({kind})", file=sys.stderr)
     return EXIT_FAIL
 
 

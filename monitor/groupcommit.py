@@ -12,11 +12,12 @@ If a batch fails, its items are retried one by one, so one bad item fails only i
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+from monitor.logs import get_logger
+
+log = get_logger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -77,8 +78,8 @@ class GroupCommit(Generic[In, Out]):
                 _settle(live[0][1], exc=exc)
                 return
             log.warning(
-                "batched write failed; retrying one by one writer=%s items=%d error=%r",
-                self.name, len(live), exc,
+                "batched write failed; retrying one by one",
+                writer=self.name, items=len(live), error=repr(exc),
             )  # fmt: skip
             for item, fut in live:
                 try:

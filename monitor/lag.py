@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 
-log = logging.getLogger(__name__)
+from monitor.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class LagProbe:
@@ -34,7 +35,7 @@ class LagProbe:
             lag = time.perf_counter() - t0 - self.interval
             self.samples.append(lag)
             if lag > self.warn_after:
-                log.warning("event loop lag seconds=%.3f", lag)
+                log.warning("event loop lag", seconds=round(lag, 3))
 
     def percentile(self, p: float) -> float:
         if not self.samples:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
+from monitor.logs import get_logger
 from monitor.match import Document, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
 from monitor.parse import parse_feed
@@ -30,13 +33,23 @@ from monitor.schedule import (
     period_end,
 )
 from monitor.settings import Config, DigestSpec, FeedConfig
-from monitor.urls import canonical_url
-from monitor.workers import CpuPool, PoolClosed, TaskTimeout
+from monitor.urls import canonical_url, strip_userinfo, with_credentials
+from monitor.workers import CpuPool, PoolClosed, TaskTimeout, WorkerCrashed
 from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from monitor.metrics import Metrics
+
+log = get_logger(__name__)
 
 PARSE_TIME_LIMIT = 60.0
+# What one item may weigh, stored and sent: a hostile feed's 1 MB title must not reach a
+# receiver, nor a 50 MB summary the database.
+TITLE_MAX = 500
+SUMMARY_MAX = 10_000
+BODY_MAX = 500_000
+PAYLOAD_SUMMARY_MAX = 1_000
+SLOW_PAGE_STRIKES = 2  # a page whose extraction timed out this often is not extracted again
 
 
 @dataclass(slots=True)
@@ -49,6 +62,8 @@ class PollResult:
     error: str | None = None
     seconds: float = 0.0
     extract_failures: int = 0
+    pages_capped: int = 0  # new items past max_pages_per_poll: they keep the feed's summary
+    alerts_by_watchlist: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -121,8 +136,13 @@ class Pipeline:
         fetcher: Fetcher,
         pool: CpuPool,
         matcher: Matcher,
+        *,
+        clock: Clock = SYSTEM,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
+        self.metrics = metrics
         self.storage = storage
         self.fetcher = fetcher
         self.pool = pool
@@ -132,6 +152,8 @@ class Pipeline:
         # Canonical URLs this process stored lately: a concurrent poll that checked storage
         # just before they were committed skips their page instead of fetching it again.
         self._recent = RecentSet(20_000)
+        # Pages whose extraction ran past its deadline, and how often (SLOW_PAGE_STRIKES).
+        self._slow_pages: dict[str, int] = {}
         # Pages held between fetch and extraction are ~100 KB each: bound them, or 500 new items
         # at once hold 500 pages in memory while the pool works through them.
         self._page_slots = asyncio.Semaphore(4 * pool.workers)
@@ -182,31 +204,37 @@ class Pipeline:
 
     # ------------------------------------------------------------------ one poll
     async def poll(self, feed: FeedConfig, state: FeedState) -> PollResult:
-        started = time.monotonic()
-        now = datetime.now(UTC)
+        started = self.clock.monotonic()
+        now = self.clock.now()
         name = feed_display_name(feed, state)
         policy = self._policy(feed)
         interval = base_interval(policy, state.interval, state.ttl)
         try:
+            # The stored URL never holds credentials; the config's are added back for this
+            # feed's own host only (a feed moved to another host gets none).
             resp = await self.fetcher.get(
-                state.url, etag=state.etag, last_modified=state.last_modified
+                with_credentials(state.url, feed.url),
+                etag=state.etag,
+                last_modified=state.last_modified,
             )
         except FetchError as exc:
             return await self._record_failure(feed, state, name, exc, now, interval, started)
+        self._observe("feed", resp)
+        resp.url = strip_userinfo(resp.url)
+        if resp.permanent_url:
+            resp.permanent_url = strip_userinfo(resp.permanent_url)
 
         update = FeedUpdate(
             last_poll=now, next_poll=after(now, jittered(interval)), http_status=resp.status
         )
         if resp.permanent_url and resp.permanent_url != state.url:
-            log.info(
-                "feed moved permanently feed=%r from=%s to=%s", name, state.url, resp.permanent_url
-            )
+            log.info("feed moved permanently", feed=name, old_url=state.url, url=resp.permanent_url)
             update.url = resp.permanent_url
         if resp.not_modified:
             self._learn(update, state, policy, now, 0, [], state.ttl)
             await self._updates.submit((state.id, update))
-            log.info("feed polled feed=%r status=304 new=0", name)
-            return PollResult(name, "not_modified", seconds=time.monotonic() - started)
+            log.info("feed polled", feed=name, status=304, new=0)
+            return PollResult(name, "not_modified", seconds=self.clock.monotonic() - started)
 
         body_hash = hashlib.sha256(resp.body).hexdigest()
         update.etag = resp.headers.get("etag")
@@ -215,19 +243,19 @@ class Pipeline:
         if body_hash == state.body_hash:
             self._learn(update, state, policy, now, 0, [], state.ttl)
             await self._updates.submit((state.id, update))
-            log.info("feed polled feed=%r status=%d unchanged=1 new=0", name, resp.status)
-            return PollResult(name, "unchanged", seconds=time.monotonic() - started)
+            log.info("feed polled", feed=name, status=resp.status, unchanged=True, new=0)
+            return PollResult(name, "unchanged", seconds=self.clock.monotonic() - started)
 
         try:
             parsed = await self._parse(resp)
         except PoolClosed:
             raise  # shutting down: this poll is not recorded and the next process redoes it
-        except (NotAFeed, TaskTimeout, Exception) as exc:
+        except Exception as exc:
             err = _parse_error_text(exc)
             fail = FetchError("parse", err, url=resp.url, status=resp.status)
             return await self._record_failure(feed, state, name, fail, now, interval, started)
         if parsed.warning:
-            log.warning("feed parsed with problems feed=%r warning=%r", name, parsed.warning)
+            log.warning("feed parsed with problems", feed=name, warning=parsed.warning)
 
         if not feed.name and parsed.title:
             name = parsed.title  # the feed's own title, known from its first successful poll
@@ -238,10 +266,12 @@ class Pipeline:
             update.title = parsed.title
         update.ttl = parsed.ttl
         await self._updates.submit((state.id, update))
-        result.seconds = time.monotonic() - started
+        result.seconds = self.clock.monotonic() - started
         log.info(
-            "feed polled feed=%r status=%d entries=%d new=%d alerts=%d extract_failed=%d seconds=%.2f",
-            name, resp.status, result.entries, result.new, result.alerts, result.extract_failures, result.seconds,
+            "feed polled",
+            feed=name, status=resp.status, entries=result.entries, new=result.new,
+            alerts=result.alerts, extract_failed=result.extract_failures,
+            pages_capped=result.pages_capped, seconds=round(result.seconds, 2),
         )  # fmt: skip
         return result
 
@@ -270,19 +300,29 @@ class Pipeline:
 
     async def _parse(self, resp: FetchResponse) -> ParsedFeed:
         return await self.pool.run(
-            PARSE_TIME_LIMIT, parse_feed, resp.body, resp.url, resp.content_type
+            PARSE_TIME_LIMIT,
+            parse_feed,
+            resp.body,
+            resp.url,
+            resp.content_type,
+            key=urlsplit(resp.url).hostname,
         )
+
+    def _observe(self, kind: str, resp: FetchResponse) -> None:
+        if self.metrics is not None and not resp.not_modified:
+            self.metrics.fetch_seconds.labels(kind).observe(resp.elapsed)
+            self.metrics.fetch_bytes.labels(kind).inc(len(resp.body))
 
     async def record_crash(
         self, feed: FeedConfig, state: FeedState, exc: BaseException
     ) -> PollResult:
         """A bug or storage error during a poll still backs the feed off, so it is not retried
         in a tight loop; the error is visible in `status`."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         interval = base_interval(self._policy(feed), state.interval, state.ttl)
         err = FetchError("internal", f"internal error: {type(exc).__name__}: {exc}", url=state.url)
         return await self._record_failure(
-            feed, state, feed_display_name(feed, state), err, now, interval, time.monotonic()
+            feed, state, feed_display_name(feed, state), err, now, interval, self.clock.monotonic()
         )
 
     async def _record_failure(
@@ -304,7 +344,7 @@ class Pipeline:
         update.error = str(exc)
         if exc.kind == "gone":
             update.disabled = "410 Gone: the server says this feed was removed"
-            log.error("feed disabled feed=%r url=%s reason=%r", name, state.url, update.disabled)
+            log.error("feed disabled", feed=name, url=state.url, reason=update.disabled)
         elif exc.kind == "rate_limited" and exc.retry_after is not None:
             # The server named a time: nobody (not even `run --once`) asks before it, but a
             # week at most, whatever it says. Without Retry-After a 429/503 is a plain backoff.
@@ -312,11 +352,12 @@ class Pipeline:
             update.retry_after = after(now, wait)
             update.next_poll = max(update.next_poll, update.retry_after)
         log.warning(
-            "feed failed feed=%r url=%s kind=%s errors=%d next_poll=%s error=%r",
-            name, state.url, exc.kind, errors, iso_z(update.next_poll), str(exc),
+            "feed failed",
+            feed=name, url=state.url, kind=exc.kind, errors=errors,
+            next_poll=iso_z(update.next_poll), error=str(exc),
         )  # fmt: skip
         await self._updates.submit((state.id, update))
-        return PollResult(name, "error", error=str(exc), seconds=time.monotonic() - started)
+        return PollResult(name, "error", error=str(exc), seconds=self.clock.monotonic() - started)
 
     # ------------------------------------------------------------------ entries -> articles
     async def _ingest(
@@ -327,6 +368,7 @@ class Pipeline:
         seen_guid: set[str] = set()
         seen_url: set[str] = set()
         for entry in parsed.entries:
+            _bound(entry)
             canon = canonical_url(entry.url) if entry.url else None
             guid = entry.guid or None
             if guid is None and canon is None:
@@ -367,7 +409,14 @@ class Pipeline:
                         c.extract_error = "not extracted: older than max_age"
                     else:
                         recent.append(c)
-                await asyncio.gather(*(self._extract(c) for c in recent))
+                # Bounded work per poll: a feed of 20,000 new items costs at most this many
+                # page fetches now; the others keep the feed's summary (counted, and logged).
+                cap = self.cfg.feed_max_pages(feed)
+                for c in recent[cap:]:
+                    c.body = c.entry.summary
+                    c.extract_error = f"not extracted: over max_pages_per_poll ({cap})"
+                result.pages_capped = max(0, len(recent) - cap)
+                await asyncio.gather(*(self._extract(c) for c in recent[:cap]))
             fresh = [c for c in fresh if not c.stored_elsewhere]
             articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
             ids = await self._articles.submit(articles)
@@ -383,6 +432,7 @@ class Pipeline:
                     self._recent.add(art.canonical_url)
                 result.new += 1
                 result.alerts += len(art.alerts)
+                result.alerts_by_watchlist.update(a.watchlist for a in art.alerts)
         result.extract_failures = sum(
             1 for c in fresh if c.extract_error and not c.extract_error.startswith("not extracted")
         )
@@ -416,7 +466,7 @@ class Pipeline:
             cand.author = ex.author
             return
         cand.extract_error = error
-        log.info("extract fallback url=%s reason=%r", url, error)
+        log.info("extract fallback", url=url, reason=error)
         cand.body = cand.entry.summary
 
     async def _fetch_extract(
@@ -427,9 +477,13 @@ class Pipeline:
         Page metadata (its date) is read only when the feed gives no date: it costs more CPU
         than the article text itself.
         """
+        strikes = self._slow_pages.get(url, 0)
+        if strikes >= SLOW_PAGE_STRIKES:
+            return None, f"not extracted: extraction timed out {strikes} times on this page"
         try:
             async with self._page_slots:
                 page = await self.fetcher.get(url, accept=PAGE_ACCEPT)
+                self._observe("page", page)
                 if not _is_page(page.content_type, page.body):
                     kind = page.content_type.split(";")[0].strip() or "unknown type"
                     return None, f"the link is not a web page ({kind})"
@@ -437,21 +491,38 @@ class Pipeline:
                     self.cfg.extraction.timeout,
                     extract_article,
                     page.body,
-                    page.url,
+                    strip_userinfo(page.url),
                     title,
                     metadata,
+                    key=urlsplit(page.url).hostname,
                 )
         except FetchError as exc:
             return None, f"page fetch failed: {exc}"
         except PoolClosed:
             raise  # shutting down: not an extraction failure; the poll is redone later
         except TaskTimeout:
+            if len(self._slow_pages) > 10_000:
+                self._slow_pages.clear()
+            self._slow_pages[url] = strikes + 1
+            self._count_failure("timeout")
             return None, f"extraction took longer than {self.cfg.extraction.timeout:g}s"
+        except WorkerCrashed:
+            self._slow_pages[url] = strikes + 1
+            self._count_failure("crash")
+            return None, "the extraction worker crashed on this page"
         except ExtractError as exc:
+            self._count_failure("no_text")
             return None, str(exc)
         except Exception as exc:
+            self._count_failure("error")
             return None, f"extraction failed: {type(exc).__name__}: {exc}"
+        if len(ex.text) > BODY_MAX:
+            ex.text = ex.text[:BODY_MAX]
         return ex, None
+
+    def _count_failure(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.extract_failures.labels(reason).inc()
 
     def _article(
         self,
@@ -495,8 +566,8 @@ class Pipeline:
                     "url": e.url,
                     "title": e.title,
                     "published": iso_z(published),
-                    "feed": name,
-                    "summary": e.summary,
+                    "feed": name[:TITLE_MAX],
+                    "summary": _clip(e.summary, PAYLOAD_SUMMARY_MAX),
                 },
                 "matches": [m.to_payload() for m in matches],
             }
@@ -521,6 +592,20 @@ class Pipeline:
             if spec is not None:
                 out[ch] = period_end(spec, now)
         return out
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _bound(entry: Entry) -> None:
+    """Cap what a feed item may weigh, and keep credentials out of its link for good."""
+    if entry.url:
+        entry.url = strip_userinfo(entry.url)
+    entry.title = _clip(entry.title, TITLE_MAX)
+    entry.summary = _clip(entry.summary, SUMMARY_MAX)
+    if entry.author:
+        entry.author = _clip(entry.author, TITLE_MAX)
 
 
 _PAGE_TYPES = ("text/html", "application/xhtml", "text/plain", "application/xml", "text/xml")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from monitor import __version__, yamlload
@@ -287,6 +289,9 @@ class Defaults(_Model):
     max_interval: Duration = 86400.0
     extract: bool = True
     max_age: Duration = 172800.0
+    # New article pages fetched per feed and poll at most; the rest keep the feed's summary (a
+    # feed of 20,000 undated items must not cost 20,000 page fetches in one poll).
+    max_pages_per_poll: int = Field(50, ge=0, le=10_000)
 
 
 class DeliverySettings(_Model):
@@ -296,12 +301,63 @@ class DeliverySettings(_Model):
     max_backoff: Duration = 3600.0
 
 
+def _listen(value: Any) -> str:
+    """``host:port`` (``[::1]:9308`` for IPv6); a bare port listens on 127.0.0.1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"127.0.0.1:{value}"
+    if not isinstance(value, str):
+        raise ValueError("expected host:port, such as 127.0.0.1:9308")
+    host, port = split_listen(value)
+    if not 0 <= port < 65536:  # 0: any free port (the log says which)
+        raise ValueError(f"{value!r}: the port must be between 0 and 65535")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    text = value.strip()
+    if text.isdigit():
+        return "127.0.0.1", int(text)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"{value!r} is not host:port (such as 127.0.0.1:9308)")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(_Model):
+    """The daemon's HTTP server: /metrics, /healthz, /readyz and the dashboard."""
+
+    listen: Annotated[str, BeforeValidator(_listen)] = "127.0.0.1:9308"
+    token: SecretStr | None = None  # bearer token; required when listening beyond loopback
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> ServerSettings:
+        host, _ = split_listen(self.listen)
+        if not is_loopback(host) and not (self.token and self.token.get_secret_value()):
+            raise ValueError(
+                f"listen: {self.listen} is reachable from other machines, so server.token is "
+                'required (set token: "${FEEDWATCH_TOKEN}")'
+            )
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("token: use at least 16 characters (e.g. `openssl rand -hex 24`)")
+        return self
+
+
 class FeedConfig(_Model):
     url: HttpUrl
     name: str | None = None
     interval: Interval | None = None
     extract: bool | None = None
     max_age: Duration | None = None
+    max_pages_per_poll: int | None = Field(None, ge=0, le=10_000)
     tags: list[str] = Field(default_factory=list)
     enabled: bool = True
 
@@ -425,6 +481,7 @@ class Config(_Model):
     extraction: ExtractionSettings = ExtractionSettings()
     defaults: Defaults = Defaults()
     delivery: DeliverySettings = DeliverySettings()
+    server: ServerSettings | None = None  # absent: no HTTP server
     feeds_from: list[Path] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
     channels: dict[str, Channel] = Field(default_factory=dict)
@@ -453,6 +510,11 @@ class Config(_Model):
 
     def feed_max_age(self, feed: FeedConfig) -> float:
         return feed.max_age if feed.max_age is not None else self.defaults.max_age
+
+    def feed_max_pages(self, feed: FeedConfig) -> int:
+        if feed.max_pages_per_poll is not None:
+            return feed.max_pages_per_poll
+        return self.defaults.max_pages_per_poll
 
     def channel(self, name: str) -> Any:
         return self.channels[name]
@@ -848,6 +910,8 @@ def iter_secrets(cfg: Config) -> Iterator[str]:
         for v in getattr(ch, "headers", {}).values():
             if v.get_secret_value():
                 yield v.get_secret_value()
+    if cfg.server is not None and cfg.server.token is not None:
+        yield cfg.server.token.get_secret_value()
     for url in [*(f.url for f in cfg.feeds), cfg.storage.url]:
         if "@" in url and "://" in url:
             yield from userinfo_secrets(url)

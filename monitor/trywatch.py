@@ -28,7 +28,8 @@ from monitor.match.snippet import marked_snippet
 from monitor.models import Extracted, FetchError
 from monitor.pipeline import article_document
 from monitor.settings import Config, PlaceSpec, Watchlist, parse_duration
-from monitor.workers import CpuPool, TaskTimeout
+from monitor.workers import CpuPool, TaskTimeout, WorkerCrashed
+from storage import database_exists
 
 FIELDS = ("title", "summary", "body")
 
@@ -46,6 +47,7 @@ class TryResult:
     published: str | None = None
     feed: str | None = None
     stored: bool = False  # a stored article (listed only when it matches)
+    too_old: bool = False  # matched, but older than max_age when fetched: it never alerted
 
     @property
     def matched(self) -> bool:
@@ -77,6 +79,14 @@ async def cmd_try(cfg: Config, args: argparse.Namespace) -> int:
     else:
         out = _Printer(color=_use_color())
         print(out.report(wl, results, args, since, checked))
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        print(
+            f"feedwatch: {len(failed)} of {len(results)} page{'s' if len(results) != 1 else ''} "
+            "could not be read",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
@@ -155,7 +165,7 @@ async def _try_sources(
             except OSError as exc:
                 out.append(TryResult(src, error=f"cannot read: {exc.strerror or exc}"))
                 continue
-            except TaskTimeout:
+            except (TaskTimeout, WorkerCrashed):
                 out.append(TryResult(src, error="extraction took too long"))
                 continue
             doc = Document(title=title, summary="", body=body)
@@ -173,23 +183,32 @@ async def _try_stored(
     """The stored articles (fetched within ``since``) the watchlist would have alerted."""
     from storage import open_storage
 
+    if not database_exists(cfg.storage.url):
+        raise TryError(f"no database yet at {cfg.storage.url} (`feedwatch run` creates it)")
     storage = open_storage(cfg.storage.url)
     await storage.open()
     try:
         articles = await storage.articles_since(datetime.now(UTC) - timedelta(seconds=since))
     finally:
         await storage.close()
-    tags = {f.name: tuple(f.tags) for f in cfg.feeds if f.name}
+    feeds = {f.name: f for f in cfg.feeds if f.name}
     out = []
     for a in articles:
+        feed = feeds.get(a.feed_name or "")
         doc = article_document(
-            a.title, a.summary, a.body, a.feed_name, tags.get(a.feed_name or "", ())
+            a.title, a.summary, a.body, a.feed_name, tuple(feed.tags) if feed else ()
         )
         ex = matcher.explain(doc, name)
         if ex.matched:
             pub = a.published.strftime("%Y-%m-%d %H:%M UTC") if a.published else None
             source = a.url or a.guid or f"article {a.id}"
-            out.append(TryResult(source, doc, ex, published=pub, feed=a.feed_name, stored=True))
+            result = TryResult(source, doc, ex, published=pub, feed=a.feed_name, stored=True)
+            # As the daemon decides: an item older than max_age when fetched never alerts.
+            max_age = cfg.feed_max_age(feed) if feed else cfg.defaults.max_age
+            ref = min(a.published, a.fetched_at) if a.published else None
+            if ref is not None and (a.fetched_at - ref).total_seconds() > max_age:
+                result.too_old = True
+            out.append(result)
     return out, len(articles)
 
 
@@ -245,11 +264,18 @@ class _Printer:
             n, hits = len(pages), sum(r.matched for r in pages)
             lines.append(f"{hits} of {n} page{'s' if n != 1 else ''} match watchlist {wl.name!r}")
         if args.stored:
-            hits = sum(r.stored for r in results)
+            hits = sum(r.stored and not r.too_old for r in results)
+            old = sum(r.too_old for r in results)
             lines.append(
                 f"{hits} of {checked} stored article{'s' if checked != 1 else ''} from the "
                 f"last {args.since} would have alerted watchlist {wl.name!r}"
                 + (f" (feeds: {', '.join(wl.feeds)})" if wl.feeds else "")
+                + (
+                    f"; {old} more matched but were older than max_age when fetched, "
+                    "so they never alert"
+                    if old
+                    else ""
+                )
             )
         return "\n".join(lines)
 
@@ -271,6 +297,8 @@ class _Printer:
             return [f"{self._c('1;33', '! error')}  {_safe(r.source)}", f"  {_safe(r.error or '')}"]
         ex, doc = r.explanation, r.doc
         head = self._c("1;32", "✓ MATCH") if ex.matched else self._c("1;31", "✗ no match")
+        if r.too_old:
+            head = self._c("1;33", "✓ MATCH, too old to alert (max_age)")
         title = _safe(doc.title) or "(untitled)"
         lines = [f"{head}  {self._c('1', title)}", f"  {_safe(r.source)}"]
         meta = [_safe(m) for m in (r.feed, r.published) if m]
@@ -339,6 +367,7 @@ def _as_json(
                 "feed": r.feed,
                 "published": r.published,
                 "matched": r.matched,
+                "too_old": r.too_old,
                 "error": r.error,
                 "reasons": list(ex.reasons) if ex else [],
                 "matches": [match(m) for m in ex.matches] if ex else [],

@@ -93,12 +93,7 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             return None  # not a valid international host name
-    netloc = host
-    if parts.username is not None:  # keep credentials: they change what is fetched
-        userinfo = parts.username
-        if parts.password is not None:
-            userinfo += ":" + parts.password
-        netloc = f"{userinfo}@{netloc}"
+    netloc = host  # credentials are dropped: the same article whoever fetched it, never stored
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     path = quote(parts.path, safe=_PATH_SAFE) or "/"
@@ -119,3 +114,43 @@ def _clean_query(query: str) -> str:
             continue
         kept.append(quote(pair, safe=_QUERY_SAFE))
     return "&".join(kept)
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what may be stored, logged and sent.
+
+    Credentials in a feed's URL are for that feed's own requests; relative links resolved
+    against it would otherwise carry them into article URLs, alerts and the database.
+    """
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def with_credentials(url: str, configured: str) -> str:
+    """``url`` with the user:password of ``configured`` when both name the same host and port.
+
+    A feed that moved to another host (permanent redirect) is asked without them, as browsers
+    and curl do.
+    """
+    if "@" not in configured:
+        return url
+    try:
+        conf, cur = urlsplit(configured), urlsplit(url)
+    except ValueError:
+        return url
+    if conf.username is None or (conf.hostname, conf.port) != (cur.hostname, cur.port):
+        return url
+    userinfo = conf.netloc.rpartition("@")[0]
+    return urlunsplit(cur._replace(netloc=f"{userinfo}@{cur.netloc.rpartition('@')[2]}"))
+
+
+def feed_key(url: str) -> str:
+    """A feed's identity in storage: its configured URL without credentials."""
+    return strip_userinfo(url.strip())

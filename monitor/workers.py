@@ -23,7 +23,6 @@ thread pool, so the event loop only awaits.
 from __future__ import annotations
 
 import asyncio
-import logging
 import multiprocessing
 import os
 import signal
@@ -34,7 +33,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-log = logging.getLogger(__name__)
+from monitor.logs import get_logger
+
+log = get_logger(__name__)
 T = TypeVar("T")
 
 KILL_GRACE = 1.0  # seconds past the limit before the parent kills a task's worker
@@ -155,12 +156,14 @@ class CpuPool:
         per_key: int | None = None,
         max_tasks: int = MAX_TASKS,
         kill_grace: float = KILL_GRACE,
+        on_kill: Callable[[], None] | None = None,
     ) -> None:
         self.workers = workers or default_workers()
         # One key (a host) may hold at most this many workers: half the pool, at least one.
         self.per_key = per_key or max(1, self.workers // 2)
         self.max_tasks = max_tasks
         self.kill_grace = kill_grace
+        self.on_kill = on_kill
         self._ctx = multiprocessing.get_context("forkserver")
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -199,9 +202,11 @@ class CpuPool:
                     ok, value = await asyncio.shield(reply)
             except TimeoutError:
                 self.kills += 1
+                if self.on_kill is not None:
+                    self.on_kill()
                 log.warning(
-                    "worker killed: task past its deadline task=%s limit=%gs pid=%s",
-                    getattr(fn, "__name__", "task"), limit, worker.proc.pid,
+                    "worker killed: task past its deadline",
+                    task=getattr(fn, "__name__", "task"), limit=limit, pid=worker.proc.pid, key=key,
                 )  # fmt: skip
                 raise TaskTimeout(f"time limit of {limit:g}s reached") from None
             except (EOFError, OSError):
@@ -210,7 +215,7 @@ class CpuPool:
                 self.crashes += 1
                 worker.proc.join(timeout=0.1)
                 code = worker.proc.exitcode
-                log.error("worker died pid=%s exitcode=%s", worker.proc.pid, code)
+                log.error("worker died", pid=worker.proc.pid, exitcode=code)
                 raise WorkerCrashed(f"the worker process died (exit code {code})") from None
             healthy = True
             worker.tasks += 1

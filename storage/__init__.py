@@ -38,3 +38,25 @@ def open_storage(url: str) -> Storage:
     from storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(sqlite_path_from_url(url))
+
+
+def check_location(url: str) -> list[str]:
+    """Problems that would stop a daemon from using the database at ``url``, found without
+    creating anything (``feedwatch check`` runs this): an unwritable file or folder, a file
+    that is not a database, a schema newer than this version knows. Empty when all is well."""
+    from storage.sqlite import inspect_database
+
+    try:
+        path = sqlite_path_from_url(url)
+    except StorageError as exc:
+        return [str(exc)]
+    return inspect_database(path)
+
+
+def database_exists(url: str) -> bool:
+    """Whether there is a database at ``url`` already (read-only commands never create one)."""
+    try:
+        path = sqlite_path_from_url(url)
+    except StorageError:
+        return True  # a server database: opening it will say whether it is there
+    return str(path) == ":memory:" or path.exists()

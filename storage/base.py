@@ -187,6 +187,9 @@ class Storage(Protocol):
 
     async def schema_version(self) -> int: ...
 
+    async def recover_in_flight(self, now: datetime) -> int:
+        """At start: take back deliveries left in flight by a dead predecessor (due ``now``)."""
+
     # -- feeds
     async def sync_feeds(self, feeds: list[FeedSpec]) -> dict[str, FeedState]:
         """Make a row for every configured feed (new ones due now); return state by key.
@@ -276,11 +279,23 @@ class Storage(Protocol):
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """The earliest next_attempt (or lease expiry) among undelivered rows of these channels."""
 
+    async def ping(self) -> None:
+        """Raise StorageError unless the database answers a trivial query."""
+
+    async def outbox_summary(self) -> tuple[int, datetime | None]:
+        """Undelivered rows (pending or in flight) and the creation time of the oldest."""
+
     async def pending_count(self, channels: list[str] | None = None) -> int:
         """Rows neither delivered nor failed."""
 
+    async def get_alert(self, alert_id: str) -> AlertRecord | None: ...
+
     async def list_alerts(
-        self, since: datetime | None = None, failed_only: bool = False, limit: int = 1000
+        self,
+        since: datetime | None = None,
+        failed_only: bool = False,
+        limit: int = 1000,
+        alert_id: str | None = None,
     ) -> list[AlertRecord]: ...
 
     async def requeue(

@@ -183,6 +183,46 @@ MIGRATIONS = load_migrations()
 LATEST_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 0
 
 
+# -- inspection without side effects
+
+
+def inspect_database(path: Path) -> list[str]:
+    """What would stop a daemon from opening ``path``; creates and changes nothing."""
+    if str(path) == ":memory:":
+        return []
+    if path.is_dir():
+        return [f"{path} is a directory, not a database file"]
+    if not path.exists():
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            return [f"cannot create the database {path}: {parent} is not writable"]
+        return []
+    problems = []
+    if not os.access(path, os.R_OK | os.W_OK):
+        problems.append(f"the database {path} is not readable and writable by this user")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        problems.append(
+            f"the folder {path.parent} is not writable (SQLite writes its journal there)"
+        )
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return [*problems, f"{path} is not a feedwatch database ({exc})"]
+    if version > LATEST_VERSION:
+        problems.append(
+            f"the database {path} has schema version {version}, newer than this feedwatch knows "
+            f"({LATEST_VERSION}): upgrade feedwatch"
+        )
+    return problems
+
+
 # -- row mapping
 
 
@@ -1031,6 +1071,21 @@ class SQLiteStorage:
             )
         return from_db_time(next(iter(rows))[0])
 
+    async def ping(self) -> None:
+        """A trivial query: raises StorageError when the database does not answer."""
+        async with self._read() as db:
+            await db.execute_fetchall("SELECT 1")
+
+    async def outbox_summary(self) -> tuple[int, datetime | None]:
+        """Undelivered rows (pending or in flight) and the creation time of the oldest."""
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries "
+                "WHERE state IN ('pending', 'in_flight')"
+            )
+        count, oldest = next(iter(rows))
+        return int(count), from_db_time(oldest)
+
     async def pending_count(self, channels: list[str] | None = None) -> int:
         """Rows neither delivered nor failed (pending or in flight)."""
         async with self._read() as db:
@@ -1046,8 +1101,17 @@ class SQLiteStorage:
                 )
         return int(next(iter(rows))[0])
 
+    async def get_alert(self, alert_id: str) -> AlertRecord | None:
+        """One alert with its deliveries, or None."""
+        found = await self.list_alerts(limit=1, alert_id=alert_id)
+        return found[0] if found else None
+
     async def list_alerts(
-        self, since: datetime | None = None, failed_only: bool = False, limit: int = 1000
+        self,
+        since: datetime | None = None,
+        failed_only: bool = False,
+        limit: int = 1000,
+        alert_id: str | None = None,
     ) -> list[AlertRecord]:
         """Alerts newest first with their deliveries (no payload on those: it is on the alert).
 
@@ -1058,10 +1122,16 @@ class SQLiteStorage:
                 await db.execute_fetchall(
                     "SELECT id, watchlist, article_id, created_at, payload FROM alerts a "
                     "WHERE (:since IS NULL OR a.created_at >= :since) "
+                    "AND (:id IS NULL OR a.id = :id) "
                     "AND (NOT :failed OR EXISTS (SELECT 1 FROM deliveries d "
                     "     WHERE d.alert_id = a.id AND d.state = 'failed')) "
                     "ORDER BY a.created_at DESC, a.id LIMIT :limit",
-                    {"since": _opt_time(since), "failed": failed_only, "limit": limit},
+                    {
+                        "since": _opt_time(since),
+                        "failed": failed_only,
+                        "limit": limit,
+                        "id": alert_id,
+                    },
                 )
             )
             deliveries = await db.execute_fetchall(

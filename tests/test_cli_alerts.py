@@ -152,7 +152,8 @@ async def test_alerts_failed_shows_why_and_retry_requeues(
     async with WebhookReceiver(script=[Reply(410, "this hook was deleted")]) as hook:
         cfg = config(tmp_path, hook.url, feed=feed)
         code, _out, err = await cli(cfg, "run", "--once")
-        assert code == 0, err
+        assert code == 3, err  # a delivery failed for good: the run needs attention
+        assert "1 deliveries failed" in err.splitlines()[-1]
         assert len(hook.requests) == 3
         failed_id = hook.requests[0].headers["webhook-id"]
 
@@ -174,7 +175,7 @@ async def test_alerts_failed_shows_why_and_retry_requeues(
         assert code == 1 and err.startswith("feedwatch: --since:") and "not a duration" in err
 
         code, out, err = await cli(cfg, "alerts", "retry", "msg_nope")
-        assert code == 1 and "no undelivered channel" in err
+        assert code == 1 and "no such alert: msg_nope" in err
         code, out, err = await cli(cfg, "alerts", "retry")
         assert code == 1 and "needs an alert ID or --failed" in err
 
@@ -189,6 +190,6 @@ async def test_alerts_failed_shows_why_and_retry_requeues(
         assert out.strip() == "no alerts with a failed channel"
         # A delivered alert cannot be re-queued by id: after a 2xx it is never sent again.
         code, out, err = await cli(cfg, "alerts", "retry", failed_id)
-        assert code == 1 and "no undelivered channel" in err
+        assert code == 0 and f"{failed_id}: nothing to re-queue (hook: delivered)" in out
         code, _out, err = await cli(cfg, "run", "--once")
         assert len(hook.requests) == 4

@@ -267,7 +267,8 @@ async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServe
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 3, err.decode()  # two feeds failing: attention
+    assert err.decode() == "feedwatch: 2 feeds failing\n"
     status = {f["name"]: f for f in json.loads(out)["feeds"]}
     assert set(status["Good"]) == {
         "name",
@@ -280,6 +281,7 @@ async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServe
         "disabled",
         "disabled_reason",
         "items_per_day",
+        "state",
     }
     assert status["Good"]["error_count"] == 0 and status["Good"]["http_status"] == 200
     assert status["Down"]["error_count"] == 1 and status["Down"]["http_status"] == 500
@@ -483,5 +485,5 @@ async def test_sighup_reloads_feeds_and_watchlists(tmp_path: Path, server: Hosti
                 await proc.wait()
         assert proc.returncode == 0
         log = err.decode()
-        assert "reload failed; keeping the running config" in log and "YAML syntax error" in log
+        assert "reload refused; keeping the running config" in log and "YAML syntax error" in log
         assert "config reloaded changed=watchlists,feeds" in log

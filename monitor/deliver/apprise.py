@@ -31,11 +31,12 @@ from monitor.deliver.render import (
     split_highlight,
     view,
 )
+from monitor.logs import get_logger
 
 if TYPE_CHECKING:
     from monitor.settings import AppriseChannel
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_BODY = 4000  # most chat services cut far below their hard limits; keep messages readable
 # Schemas whose host part is a server we connect to (so allow_private_networks applies).
@@ -178,7 +179,7 @@ class AppriseSender:
         except ValueError as exc:
             return fail(f"apprise: {exc}")
         except Exception as exc:  # a plugin bug is one failed attempt, never a crash
-            log.warning("apprise error channel=%s kind=%s", self.name, type(exc).__name__)
+            log.warning("apprise error", channel=self.name, kind=type(exc).__name__)
             return retry(f"apprise: {type(exc).__name__}: {scrub(str(exc), self._secrets, 160)}")
         if ok:
             return delivered()

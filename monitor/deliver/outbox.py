@@ -30,30 +30,30 @@ rate; they share only the database and the HTTP connection pool.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
-import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from monitor.clock import SYSTEM, Clock, wait_any
 from monitor.deliver.base import Sender, SendResult
 from monitor.deliver.retry import RetryPolicy
 from monitor.groupcommit import GroupCommit
+from monitor.logs import get_logger
 from storage.base import Delivery, DeliveryOutcome, Storage
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from monitor.metrics import Metrics
 
-IDLE_POLL = 30.0  # a worker with nothing due still looks again this often
+log = get_logger(__name__)
+
+IDLE_POLL = 30.0
+ERROR_BACKOFF_MAX = 60.0  # the longest a worker waits before asking failing storage again  # a worker with nothing due still looks again this often
 DIGEST_BATCH = 500  # rows in one digest message at most
 LEASE_MARGIN = 30.0  # seconds a lease outlives the longest a send may take
 RECORD_TRIES = 3  # attempts to write an outcome before leaving the row to its lease
 SEND_GRACE = 5.0  # the outbox's own deadline on a send, beyond the channel's timeout
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ChannelWorker:
@@ -71,7 +71,8 @@ class ChannelWorker:
         digest: bool = False,
         digest_watchlists: frozenset[str] = frozenset(),
         timeout: float = 30.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Clock = SYSTEM,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
         self.sender = sender
@@ -83,6 +84,7 @@ class ChannelWorker:
         self.digest_watchlists = digest_watchlists  # rows of these watchlists do
         self.timeout = timeout
         self.clock = clock
+        self.metrics = metrics
         self.wake = asyncio.Event()
         self.deadline: float | None = None  # monotonic; set by Outbox.drain
         self._last_send = -math.inf
@@ -117,11 +119,12 @@ class ChannelWorker:
     def _halted(self, stop: asyncio.Event | None) -> bool:
         if stop is not None and stop.is_set():
             return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.deadline is not None and self.clock.monotonic() >= self.deadline
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, or, once a drain deadline is set, until nothing is due
         before it. Sleeps until the next row is due or the pipeline wakes it with new alerts."""
+        errors = 0  # consecutive failures (storage down): back off, log once per change
         while not stop.is_set():
             try:
                 await self.process_due(stop)
@@ -129,24 +132,25 @@ class ChannelWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error("outbox error channel=%s error=%r", self.name, exc)
-                nxt = self.clock() + timedelta(seconds=1)
-            wait = IDLE_POLL if nxt is None else max(0.0, (nxt - self.clock()).total_seconds())
+                errors += 1
+                backoff = min(ERROR_BACKOFF_MAX, 2.0 ** (errors - 1))
+                if errors == 1:
+                    log.error(
+                        "outbox paused: cannot reach storage",
+                        channel=self.name, error=repr(exc), retry_in=backoff,
+                    )  # fmt: skip
+                nxt = self.clock.now() + timedelta(seconds=backoff)
+            else:
+                if errors:
+                    log.info("outbox resumed", channel=self.name, after_errors=errors)
+                errors = 0
+            wait = IDLE_POLL if nxt is None else max(0.0, (nxt - self.clock.now()).total_seconds())
             if self.deadline is not None:
-                left = self.deadline - time.monotonic()
+                left = self.deadline - self.clock.monotonic()
                 if nxt is None or wait > left or left <= 0:
                     return  # drained: the rest is due after the deadline (or nothing is left)
             delay = min(IDLE_POLL, max(0.02, wait))
-            if not self.wake.is_set():
-                waiters = [
-                    asyncio.ensure_future(self.wake.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                ]
-                try:
-                    await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waiters:
-                        w.cancel()
+            await wait_any([self.wake, stop], delay, self.clock)
             self.wake.clear()
 
     async def process_due(self, stop: asyncio.Event | None = None) -> int:
@@ -187,7 +191,7 @@ class ChannelWorker:
             while not self._halted(stop):
                 while ready and sending < self.concurrency:
                     sending += 1
-                    self._last_send = time.monotonic()
+                    self._last_send = self.clock.monotonic()
                     task = asyncio.create_task(self._deliver([ready.popleft()], answered))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -195,7 +199,7 @@ class ChannelWorker:
                 if claim is None and not exhausted and len(ready) < self.concurrency and room:
                     claim = asyncio.ensure_future(
                         self.storage.claim_deliveries(
-                            self.name, self.clock(), room, self.lease_ahead()
+                            self.name, self.clock.now(), room, self.lease_ahead()
                         )
                     )
                     claim.add_done_callback(lambda _: changed.set())
@@ -246,11 +250,9 @@ class ChannelWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error(
-                "outbox release failed channel=%s rows=%d error=%r", self.name, len(rows), exc
-            )
+            log.error("outbox release failed", channel=self.name, rows=len(rows), error=repr(exc))
             return
-        log.info("outbox released unsent rows channel=%s count=%d", self.name, released)
+        log.info("outbox released unsent rows", channel=self.name, count=released)
 
     async def _process_rated(self, stop: asyncio.Event | None) -> int:
         """Rate-limited immediate channel: claim one row only once the rate lets it go, so no
@@ -275,14 +277,14 @@ class ChannelWorker:
                 if self._halted(stop):
                     break
                 rows = await self.storage.claim_deliveries(
-                    self.name, self.clock(), 1, self.lease_for(1)
+                    self.name, self.clock.now(), 1, self.lease_for(1)
                 )
                 if not rows:
                     break
                 handled += len(rows)
                 for row in rows:
                     sending += 1
-                    self._last_send = time.monotonic()
+                    self._last_send = self.clock.monotonic()
                     task = asyncio.create_task(self._deliver([row], answered))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -300,7 +302,7 @@ class ChannelWorker:
         sem = asyncio.Semaphore(self.concurrency)
         while not self._halted(stop):
             rows = await self.storage.claim_deliveries(
-                self.name, self.clock(), DIGEST_BATCH, self.lease_for(DIGEST_BATCH)
+                self.name, self.clock.now(), DIGEST_BATCH, self.lease_for(DIGEST_BATCH)
             )
             if not rows:
                 break
@@ -313,7 +315,7 @@ class ChannelWorker:
                     if self._halted(stop):
                         return  # left in flight: the next process takes it back
                     await self._wait_rate()
-                    self._last_send = time.monotonic()
+                    self._last_send = self.clock.monotonic()
                     await self._deliver(batch)
 
             jobs = [one([r]) for r in single]
@@ -324,9 +326,9 @@ class ChannelWorker:
 
     async def _wait_rate(self) -> None:
         if self.min_gap:
-            wait = self._last_send + self.min_gap - time.monotonic()
+            wait = self._last_send + self.min_gap - self.clock.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self.clock.sleep(wait)
 
     # ------------------------------------------------------------------ one send
     async def _send(self, payloads: list[dict[str, Any]]) -> SendResult:
@@ -359,7 +361,7 @@ class ChannelWorker:
                 answered()
         # One decision and one clock reading for the whole batch: a retried digest's rows get
         # the same next attempt, so they are claimed again together and keep their webhook-id.
-        now = self.clock()
+        now = self.clock.now()
         delay = None
         if not result.ok and result.retryable:
             attempts = max(r.attempts for r in rows)
@@ -381,11 +383,11 @@ class ChannelWorker:
                 raise
             except Exception as exc:
                 log.error(
-                    "outbox record failed channel=%s alert=%s try=%d error=%r",
-                    self.name, row.alert_id, attempt, exc,
+                    "outbox record failed",
+                    channel=self.name, alert=row.alert_id, attempt=attempt, error=repr(exc),
                 )  # fmt: skip
                 if attempt < RECORD_TRIES:
-                    await asyncio.sleep(0.2 * attempt)
+                    await self.clock.sleep(0.2 * attempt)
 
     async def _record_once(
         self, row: Delivery, result: SendResult, now: datetime, delay: float | None, batch: int
@@ -397,9 +399,11 @@ class ChannelWorker:
                 DeliveryOutcome(row.alert_id, self.name, "delivered", now, result.status)
             )
             self.sent += 1
+            self._count("delivered")
             log.info(
-                "alert delivered channel=%s alert=%s attempt=%d status=%s batch=%d",
-                self.name, row.alert_id, row.attempts, result.status, batch,
+                "alert delivered",
+                channel=self.name, alert=row.alert_id, attempt=row.attempts, status=result.status,
+                batch=batch,
             )  # fmt: skip
             return
         if not result.retryable:
@@ -407,9 +411,11 @@ class ChannelWorker:
                 DeliveryOutcome(row.alert_id, self.name, "failed", now, result.status, error)
             )
             self.failed += 1
+            self._count("failed")
             log.error(
-                "alert failed permanently channel=%s alert=%s attempts=%d status=%s error=%r",
-                self.name, row.alert_id, row.attempts, result.status, error,
+                "alert failed permanently",
+                channel=self.name, alert=row.alert_id, attempts=row.attempts, status=result.status,
+                error=error,
             )  # fmt: skip
             return
         if self.policy.gives_up(first, now):
@@ -419,9 +425,9 @@ class ChannelWorker:
                 DeliveryOutcome(row.alert_id, self.name, "failed", now, result.status, msg)
             )
             self.failed += 1
+            self._count("failed")
             log.error(
-                "alert failed channel=%s alert=%s attempts=%d error=%r",
-                self.name, row.alert_id, row.attempts, msg,
+                "alert failed", channel=self.name, alert=row.alert_id, attempts=row.attempts, error=msg
             )  # fmt: skip
             return
         assert delay is not None
@@ -430,10 +436,16 @@ class ChannelWorker:
             DeliveryOutcome(row.alert_id, self.name, "pending", now, result.status, error, nxt)
         )
         self.retried += 1
+        self._count("retry")
         log.warning(
-            "alert retry scheduled channel=%s alert=%s attempt=%d in=%.1fs status=%s error=%r",
-            self.name, row.alert_id, row.attempts, delay, result.status, error,
+            "alert retry scheduled",
+            channel=self.name, alert=row.alert_id, attempt=row.attempts, in_seconds=round(delay, 1),
+            status=result.status, error=error,
         )  # fmt: skip
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(self.name, outcome).inc()
 
     async def _commit(self, outcome: DeliveryOutcome) -> None:
         """Write one outcome together with the concurrent sends' (one transaction for all);
@@ -444,9 +456,12 @@ class ChannelWorker:
 class Outbox:
     """All channel workers; the daemon starts them, the pipeline wakes them, ``drain`` ends them."""
 
-    def __init__(self, workers: dict[str, ChannelWorker], storage: Storage) -> None:
+    def __init__(
+        self, workers: dict[str, ChannelWorker], storage: Storage, clock: Clock = SYSTEM
+    ) -> None:
         self.workers = workers
         self.storage = storage
+        self.clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._stop: asyncio.Event | None = None
 
@@ -463,7 +478,16 @@ class Outbox:
         """Wait for the workers to end (after ``stop``); cancel what is still running then."""
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            pending = set(self._tasks)
+            while pending and not sleeper.done():
+                _, pending = await asyncio.wait(
+                    [*pending, sleeper], return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(sleeper)
+        finally:
+            sleeper.cancel()
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -483,5 +507,5 @@ class Outbox:
             w.deadline = deadline
         self.wake()
         longest = max((w.lease_for(1) for w in self.workers.values()), default=0.0)
-        await self.join(timeout=max(0.0, deadline - time.monotonic()) + longest)
+        await self.join(timeout=max(0.0, deadline - self.clock.monotonic()) + longest)
         return await self.storage.pending_count(list(self.workers))
