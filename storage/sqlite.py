@@ -771,6 +771,8 @@ class SQLiteStorage:
                 per_feed[article.feed_id] = per_feed.get(article.feed_id, 0) + 1
                 if not article.alerts:
                     continue
+                # Alerts are stamped with the caller's time (its clock), not the database's.
+                now_text = to_db_time(article.fetched_at or now)
                 outbox: list[tuple[str, str, str, str]] = []
                 for alert, payload in zip(article.alerts, alert_payloads, strict=True):
                     alert_row = list(

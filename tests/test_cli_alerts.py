@@ -1,19 +1,17 @@
 """`feedwatch test-alert`, `feedwatch alerts` and `feedwatch alerts retry`, run as a user would
-(subprocesses) against real receivers on 127.0.0.1; secrets must never show in any output."""
+(in-process) against real receivers on 127.0.0.1; secrets must never show in any output."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.harness import feedwatch
 from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import Reply, SlackReceiver, SmtpReceiver, WebhookReceiver
@@ -25,23 +23,13 @@ SLACK_PATH = "/services/T0SECRET/B0SECRET/xoxb-never-print"
 SECRETS = (SECRET, SECRET.split("_", 1)[1], HEADER_TOKEN, SMTP_PASSWORD, "xoxb-never-print")
 
 
-async def cli(config: Path, *args: str, limit: float = 60) -> tuple[int, str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", SMTP_PASSWORD=SMTP_PASSWORD)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor.cli", *args, "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    text_out, text_err = out.decode(), err.decode()
+async def cli(config: Path, *args: str) -> tuple[int, str, str]:
+    code, out, err = await feedwatch(
+        *args, "--config", str(config), env={"SMTP_PASSWORD": SMTP_PASSWORD}
+    )
     for secret in SECRETS:
-        assert secret not in text_out and secret not in text_err, f"secret leaked by {args}"
-    return proc.returncode, text_out, text_err
+        assert secret not in out and secret not in err, f"secret leaked by {args}"
+    return code, out, err
 
 
 def config(

@@ -15,17 +15,18 @@ import signal
 import socket
 import sys
 import textwrap
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 from aiohttp import web
 
+from monitor.clock import FakeClock
 from monitor.daemon import Daemon
-from monitor.settings import DigestSpec, load_config
+from monitor.settings import load_config
 from storage import open_storage
 from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom
@@ -55,7 +56,9 @@ class Ledger:
         self.port = port
         self.requests: list[tuple[str, float]] = []
         self.ok: list[tuple[str, float]] = []
+        self._seq = 0.0
         self.release = asyncio.Event()
+        self.changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -69,14 +72,21 @@ class Ledger:
         await request.read()
         msg_id = request.headers.get("webhook-id", "")
         seen = msg_id in self.ids()
-        self.requests.append((msg_id, time.time()))
+        await self._note(self.requests, msg_id)
         if self.mode == "fail":
             return web.Response(status=503, text="down for maintenance")
         if self.mode == "hang_first" and not seen:
             await self.release.wait()  # the client is long gone by then
             return web.Response(status=503)
-        self.ok.append((msg_id, time.time()))
+        await self._note(self.ok, msg_id)
         return web.Response(status=200)
+
+    async def _note(self, ledger: list[tuple[str, float]], msg_id: str) -> None:
+        """Record in arrival order (the sequence number orders requests and 2xx answers)."""
+        async with self.changed:
+            self._seq += 1
+            ledger.append((msg_id, self._seq))
+            self.changed.notify_all()
 
     def assert_exactly_once(self, expected: int) -> None:
         counts = Counter(i for i, _ in self.ok)
@@ -87,10 +97,9 @@ class Ledger:
         assert not late, f"requests after a 2xx: {late}"
 
     async def wait(self, cond: Any, limit: float) -> None:
-        t0 = time.monotonic()
-        while not cond():
-            assert time.monotonic() - t0 < limit, f"not reached within {limit}s"
-            await asyncio.sleep(0.05)
+        """Wait until ``cond()`` holds after some request (bounded: a hang fails the test)."""
+        async with asyncio.timeout(limit), self.changed:
+            await self.changed.wait_for(cond)
 
     async def __aenter__(self) -> Ledger:
         app = web.Application()
@@ -156,6 +165,25 @@ async def start_daemon(config: Path, *args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env(),
         start_new_session=True,  # its own process group: SIGKILL takes its pool workers too
     )  # fmt: skip
+
+
+_SEEN: dict[int, str] = {}  # log text read so far, per process id
+
+
+async def wait_log(
+    proc: asyncio.subprocess.Process, text: str, count: int, limit: float = 60
+) -> str:
+    """Read the daemon's log until ``text`` has appeared ``count`` times (bounded)."""
+    assert proc.stderr is not None
+    seen = _SEEN.get(proc.pid, "")
+    async with asyncio.timeout(limit):
+        while seen.count(text) < count:
+            line = await proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"the daemon ended before logging {text!r}:\n{seen[-2000:]}")
+            seen += line.decode()
+    _SEEN[proc.pid] = seen
+    return seen
 
 
 async def finish(proc: asyncio.subprocess.Process, limit: float = 60) -> tuple[int, str]:
@@ -232,9 +260,12 @@ async def test_sigkill_while_failing_then_every_alert_exactly_once(
         proc = await start_daemon(cfg)
         try:
             await rx.wait(lambda: len({i for i, _ in rx.ok}) == N, 30)
-            await asyncio.sleep(1.5)  # long enough for any wrongful resend (retries are <= 1 s)
+            # Every 2xx is committed as delivered (logged after the commit): from then on no
+            # row can be claimed again, so whatever else arrives later is a wrongful resend.
+            await wait_log(proc, "alert delivered", N)
             proc.send_signal(signal.SIGTERM)
-            code, err = await finish(proc, 15)
+            code, err = await finish(proc, 30)
+            err = _SEEN.pop(proc.pid, "") + err
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -260,13 +291,11 @@ async def test_sigkill_mid_send_is_resent_by_the_next_process(
             await kill(proc)
         assert (await states(tmp_path / "fw.db")) == Counter(in_flight=n)
 
-        # The lease (60 s timeout + margin) has not expired: the next process takes the rows
-        # back at start because their owner is dead, and sends them again at once.
-        t0 = time.monotonic()
+        # The lease (60 s timeout + margin) outlasts the run's drain (5 s): only taking the rows
+        # back at start (their owner is dead) lets this run send them again.
         code, err = await finish(await start_daemon(cfg, "--once"), 60)
-        took = time.monotonic() - t0
     assert code == 0, err[-2000:]
-    assert took < 20, took
+    assert "outbox recovered leases count=3" in err
     sent = Counter(i for i, _ in rx.requests)
     assert len(sent) == n and all(c == 2 for c in sent.values()), sent  # at least once: twice
     rx.assert_exactly_once(n)
@@ -287,16 +316,11 @@ async def test_refusing_channel_does_not_hold_up_a_healthy_one_and_a_later_run_d
         later: {{type: webhook, url: "http://127.0.0.1:{port}/hook"}}
         """
         cfg = write_config(tmp_path, feed, channels, "good, later", drain=3)
-        t0 = time.monotonic()
         code, err = await finish(await start_daemon(cfg, "--once"))
-        took = time.monotonic() - t0
-        assert code == 3, err[-2000:]  # alerts still queued at the drain deadline
+        # Exits after the drain deadline with the refused channel's alerts still queued.
+        assert code == 3, err[-2000:]
         assert "4 deliveries still queued for the next run" in err.splitlines()[-1]
         good.assert_exactly_once(4)
-        first_ok = min(t for _, t in good.ok)
-        assert first_ok - good.requests[0][1] < 1
-        # Exits after the drain deadline (3 s) with the refused channel's alerts still queued.
-        assert took < 3 + 12, took
         assert (await states(tmp_path / "fw.db")) == Counter(delivered=4, pending=4)
         assert "cannot connect" in err
 
@@ -359,27 +383,25 @@ async def test_email_through_the_daemon(tmp_path: Path, server: HostileServer) -
 async def test_digest_channel_beside_an_immediate_one(
     tmp_path: Path, server: HostileServer
 ) -> None:
+    """The digest waits for its period's end on the injected clock; the immediate channel
+    delivers at once. Time moves only when the test moves it: no race with the machine."""
     feed = Newsroom(server).add(Feed("/valley.xml", "Valley", stories(5)))
+    clock = FakeClock(datetime(2026, 3, 2, 9, 0, 20, tzinfo=UTC))
     async with WebhookReceiver() as now_rx, WebhookReceiver() as digest_rx:
         channels = f"""
         now: {{type: webhook, url: "{now_rx.url}"}}
         daily: {{type: webhook, url: "{digest_rx.url}", digest: 1m}}
         """
-        path = write_config(tmp_path, feed, channels, "now, daily", drain=10)
-        cfg = load_config(path, env={})
-        # Users cannot configure less than 1m; the test shortens the period in the loaded model
-        # (the same DigestSpec the config produces) so a real period passes within seconds.
-        short = cfg.channels["daily"].model_copy(update={"digest": DigestSpec(every=3)})
-        cfg = cfg.model_copy(update={"channels": {**cfg.channels, "daily": short}})
-        async with Daemon(cfg) as daemon:
-            t0 = time.time()
-            await daemon.run_once()
+        cfg = load_config(write_config(tmp_path, feed, channels, "now, daily", drain="2m"), env={})
+        async with Daemon(cfg, clock=clock) as daemon:
+            run = asyncio.create_task(daemon.run_once())
+            await now_rx.wait_for(5)
+            assert digest_rx.requests == []  # the period (until 09:01:00) has not ended
+            clock.set(datetime(2026, 3, 2, 9, 1, 0, tzinfo=UTC))
+            (req,) = await digest_rx.wait_for(1)
+            report = await asyncio.wait_for(run, 60)
+    assert not report.attention, report.summary()
     assert len(now_rx.requests) == 5 and all(r.json()["type"] == "match" for r in now_rx.requests)
-    assert len(digest_rx.requests) == 1
-    req = digest_rx.requests[0]
     body = req.json()
     assert body["type"] == "digest" and len(body["alerts"]) == 5
     assert {a["id"] for a in body["alerts"]} == {r.json()["id"] for r in now_rx.requests}
-    period_end = (t0 // 3 + 1) * 3
-    assert req.at >= period_end - 0.05, (req.at, period_end)
-    assert max(r.at for r in now_rx.requests) < req.at  # immediate ones did not wait

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from monitor.daemon import Daemon
 from monitor.settings import Config, load_config
 from storage import open_storage
 from storage.base import FeedState
+from tests.harness import feedwatch
 from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import WebhookReceiver
@@ -68,14 +68,13 @@ async def states(cfg: Config) -> dict[str, FeedState]:
         await s.close()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=60
-    )
+async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    code, out, err = await feedwatch(*args)
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 async def status_json(cfg: Config, code: int = 3) -> dict[str, dict[str, Any]]:
-    res = await asyncio.to_thread(cli, "status", "--json", "--config", str(cfg.path))
+    res = await cli("status", "--json", "--config", str(cfg.path))
     assert res.returncode == code, res.stderr
     return {f["name"]: f for f in json.loads(res.stdout)["feeds"]}
 
@@ -204,7 +203,7 @@ async def test_gone_feed_is_reenabled_by_command_or_config_edit(
         cfg = make_config(tmp_path, [(server.url("/maybe.xml"), "Maybe")], hook.url)
         await once(cfg)
         assert (await states(cfg))["Maybe"].disabled
-        res = await asyncio.to_thread(cli, "enable", "Maybe", "--config", str(cfg.path))
+        res = await cli("enable", "Maybe", "--config", str(cfg.path))
         assert res.returncode == 0 and "re-enabled" in res.stdout, res.stderr
         assert not (await states(cfg))["Maybe"].disabled
         await once(cfg)  # still 410: disabled again
@@ -447,14 +446,14 @@ async def test_private_feed_password_never_shown(tmp_path: Path, server: Hostile
     url = server.url("/status/401").replace("http://", "http://reader:s3cret-feed-pw@")
     async with WebhookReceiver() as hook:
         cfg = make_config(tmp_path, [(url, "Private")], hook.url)
-        res = await asyncio.to_thread(cli, "run", "--once", "--config", str(cfg.path))
+        res = await cli("run", "--once", "--config", str(cfg.path))
         assert res.returncode == 3  # the feed failed: the run needs attention
         assert "s3cret-feed-pw" not in res.stdout + res.stderr
         assert "401" in res.stderr
         for args in (("status",), ("status", "--json")):
-            out = await asyncio.to_thread(cli, *args, "--config", str(cfg.path))
+            out = await cli(*args, "--config", str(cfg.path))
             assert out.returncode == 3 and "Private" in out.stdout
             assert "s3cret-feed-pw" not in out.stdout + out.stderr
-        chk = await asyncio.to_thread(cli, "check", "--config", str(cfg.path))
+        chk = await cli("check", "--config", str(cfg.path))
         assert chk.returncode == 0 and "***@127.0.0.1" in chk.stdout
         assert "s3cret-feed-pw" not in chk.stdout + chk.stderr

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -18,6 +17,7 @@ from monitor.settings import (
     parse_size,
     signing_key,
 )
+from tests.harness import feedwatch
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -284,20 +284,12 @@ def test_digest_forms(tmp_path: Path) -> None:
     assert "unknown time zone" in errors_of(bad)[0]
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-    )
+async def _cli(*args: str, env: dict[str, str] | None = None) -> CompletedProcess[str]:
+    code, out, err = await feedwatch(*args, env=env)
+    return CompletedProcess(list(args), code, out, err)
 
 
-def test_check_command_masks_secrets(tmp_path: Path) -> None:
+async def test_check_command_masks_secrets(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         f"""
@@ -312,7 +304,7 @@ def test_check_command_masks_secrets(tmp_path: Path) -> None:
         """,
     )
     slack = "https://hooks.slack.com/services/T0000/B0000/SLACKTOKENXYZ"
-    res = _cli("check", "--config", str(path), env={"SLACK_URL": slack})
+    res = await _cli("check", "--config", str(path), env={"SLACK_URL": slack})
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
     assert "config OK" in out and "Example" in out and "w: 1 keyword(s)" in out
@@ -320,9 +312,9 @@ def test_check_command_masks_secrets(tmp_path: Path) -> None:
         assert secret not in out
 
 
-def test_check_command_invalid_exits_2(tmp_path: Path) -> None:
+async def test_check_command_invalid_exits_2(tmp_path: Path) -> None:
     path = write(tmp_path, "watchlists:\n  - name: w\n    chanels: [a]\n")
-    res = _cli("check", "--config", str(path))
+    res = await _cli("check", "--config", str(path))
     assert res.returncode == 2
     assert "watchlists[0].chanels: unknown key" in res.stderr
     assert "Traceback" not in res.stderr
@@ -348,12 +340,12 @@ def test_storage_url_forms(tmp_path: Path) -> None:
     assert "storage.url:" in errors_of(bad)[0]
 
 
-def test_global_options_work_before_or_after_the_command(tmp_path: Path) -> None:
+async def test_global_options_work_before_or_after_the_command(tmp_path: Path) -> None:
     path = write(tmp_path, "feeds: [{url: 'https://a.example/rss', name: Placed}]\n")
     for args in (
         ("--config", str(path), "check"),
         ("check", "--config", str(path)),
         ("-c", str(path), "--debug", "check"),
     ):
-        res = _cli(*args)
+        res = await _cli(*args)
         assert res.returncode == 0 and "Placed" in res.stdout, (args, res.stderr)

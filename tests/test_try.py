@@ -1,18 +1,16 @@
-"""`feedwatch try` end to end: the real CLI in a subprocess, pages on a loopback server, local
+"""`feedwatch try` end to end: the real CLI (in-process), pages on a loopback server, local
 files, and `--stored` over a SQLite database filled by a real `run --once`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.harness import feedwatch
 from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom, page
 
@@ -98,20 +96,8 @@ watchlists:
     return path
 
 
-async def cli(*args: str, timeout: float = 90) -> tuple[int, str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+async def cli(*args: str) -> tuple[int, str, str]:
+    return await feedwatch(*args, env={"NO_COLOR": "1"})
 
 
 def blocks(out: str) -> dict[str, str]:
