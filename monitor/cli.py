@@ -276,7 +276,7 @@ async def cmd_check(cfg: Config) -> int:
     from monitor.validate import validate
 
     await asyncio.to_thread(validate, cfg)  # raises ConfigError: exit 2, every problem listed
-    print(config_summary(cfg))
+    print(_redact(config_summary(cfg)))
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ import signal
 import socket
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -29,7 +29,7 @@ from monitor.deliver.outbox import ChannelWorker, Outbox
 from monitor.deliver.retry import RetryPolicy
 from monitor.fetch import Fetcher
 from monitor.lag import LagProbe
-from monitor.logs import get_logger, register_secrets, set_context
+from monitor.logs import get_logger, redact, register_secrets, set_context
 from monitor.match import Matcher
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline, PollResult, feed_display_name, iso_z
@@ -454,7 +454,8 @@ class Daemon:
                 id="prune",
                 coalesce=True,
                 max_instances=1,
-                next_run_time=self.clock.now() + timedelta(minutes=1),
+                # APScheduler keeps real time (housekeeping only), whatever clock polls use.
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
             )
         scheduler.start()
         self._running = True
@@ -682,7 +683,8 @@ def feed_spec(feed: FeedConfig) -> FeedSpec:
     """A feed as storage knows it (never with credentials); the fingerprint changes when the
     user edits its config entry."""
     digest = hashlib.sha256(feed.model_dump_json().encode()).hexdigest()[:16]
-    return FeedSpec(key=feed_key(feed.url), name=feed.name, fingerprint=digest)
+    name = redact(feed.name) if feed.name else None  # a name from ${VAR} is not stored
+    return FeedSpec(key=feed_key(feed.url), name=name, fingerprint=digest)
 
 
 def install_signal_handlers(stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:

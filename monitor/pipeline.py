@@ -18,7 +18,7 @@ from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
-from monitor.logs import get_logger
+from monitor.logs import get_logger, redact
 from monitor.match import Document, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
 from monitor.parse import parse_feed
@@ -566,10 +566,10 @@ class Pipeline:
                     "url": e.url,
                     "title": e.title,
                     "published": iso_z(published),
-                    "feed": name[:TITLE_MAX],
+                    "feed": redact(name[:TITLE_MAX]),
                     "summary": _clip(e.summary, PAYLOAD_SUMMARY_MAX),
                 },
-                "matches": [m.to_payload() for m in matches],
+                "matches": [_scrubbed(m.to_payload()) for m in matches],
             }
             article.alerts.append(
                 NewAlert(
@@ -592,6 +592,13 @@ class Pipeline:
             if spec is not None:
                 out[ch] = period_end(spec, now)
         return out
+
+
+def _scrubbed(match: dict[str, str]) -> dict[str, str]:
+    """A match as sent: its configured term may have come from ${VAR}, so it is masked like
+    any secret (the text found in the article is the article's own)."""
+    match["term"] = redact(match["term"])
+    return match
 
 
 def _clip(text: str, limit: int) -> str:
