@@ -46,6 +46,7 @@ _PROLOG_RE = re.compile(
     re.DOTALL,
 )
 _YEAR_MONTH_RE = re.compile(r"\A(\d{4})(?:-(\d{2}))?\Z")
+_ISO_START_RE = re.compile(r"\A\d{4}-\d")
 
 
 def parse_sitemap(
@@ -107,6 +108,10 @@ def parse_w3c_date(value: str | None, now: datetime) -> datetime | None:
                 when = datetime(int(m.group(1)), int(m.group(2) or 1), 1)
             except ValueError:
                 return None
+        elif _ISO_START_RE.match(text):
+            return (
+                None  # ISO-shaped but impossible (2024-02-30, 25:61): feedparser would roll it over
+            )
         else:
             try:
                 parsed = feedparser_parse_date(text)
@@ -336,7 +341,7 @@ def _parse_xml(chunks: Iterator[bytes], source: _Source, kind: str, now: datetim
     except etree.XMLSyntaxError:  # recovery gave up: keep what was read
         cut = "the XML cannot be read past this point"
     cut = cut or source.cut
-    errors = [e for e in parser.error_log if e.level >= etree.ErrorLevels.ERROR]
+    errors = [e for e in parser.feed_error_log if e.level >= etree.ErrorLevels.ERROR]
     try:
         parser.close()
     except etree.XMLSyntaxError:
@@ -357,12 +362,13 @@ def _parse_xml(chunks: Iterator[bytes], source: _Source, kind: str, now: datetim
     return result
 
 
-# A "&" that does not start one of XML's own references: a bare ampersand, or an HTML entity
-# XML does not define (&nbsp;). Repaired before parsing, because libxml2's recovery drops the
-# text after it (a URL's query string, the rest of a title).
-_BAD_AMP_RE = re.compile(
-    rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);)([A-Za-z][A-Za-z0-9]{0,31};)?"
-)
+# Every "&" that does not start a numeric character reference: bare ampersands, HTML entities
+# XML does not define (&nbsp;), and XML's own five. All become numeric references before parsing:
+# libxml2's recovery drops the text after a bad reference (a URL's query string, the rest of a
+# title), and after any error in a file it drops even &amp; and &lt; (but never &#38;).
+_AMP_RE = re.compile(rb"&(?!#[0-9]{1,7};|#x[0-9A-Fa-f]{1,6};)([A-Za-z][A-Za-z0-9]{0,31};)?")
+_XML_ENTITIES = {b"amp;": b"&#38;", b"lt;": b"&#60;", b"gt;": b"&#62;", b"quot;": b"&#34;"}
+_XML_ENTITIES[b"apos;"] = b"&#39;"
 _CTRL = bytes(c for c in range(32) if c not in (9, 10, 13))  # never allowed in XML 1.0
 _CARRY = 40  # bytes kept back at a chunk's end when a "&" there may start a split reference
 
@@ -370,6 +376,9 @@ _CARRY = 40  # bytes kept back at a chunk's end when a "&" there may start a spl
 def _fix_amp(m: re.Match[bytes]) -> bytes:
     name = m.group(1)
     if name:
+        known = _XML_ENTITIES.get(name)
+        if known is not None:
+            return known
         char = html.entities.html5.get(name.decode("ascii"))
         if char is not None:
             return "".join(f"&#{ord(c)};" for c in char).encode("ascii")
@@ -387,9 +396,9 @@ def _repair(chunks: Iterator[bytes]) -> Iterator[bytes]:
             data, carry = data[:amp], data[amp:]
         else:
             carry = b""
-        yield _BAD_AMP_RE.sub(_fix_amp, data.translate(None, _CTRL))
+        yield _AMP_RE.sub(_fix_amp, data.translate(None, _CTRL))
     if carry:
-        yield _BAD_AMP_RE.sub(_fix_amp, carry.translate(None, _CTRL))
+        yield _AMP_RE.sub(_fix_amp, carry.translate(None, _CTRL))
 
 
 # --------------------------------------------------------------------------- plain text
