@@ -286,15 +286,15 @@ def test_broken_gzip_data_is_not_a_sitemap_or_a_cut_one() -> None:
 
 def test_index_children_newest_first_undated_last_and_selection() -> None:
     body = (
-        '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        "<sitemap><loc>https://example.org/s-2026-03.xml.gz</loc><lastmod>2026-03-31</lastmod></sitemap>"
-        "<sitemap><loc>https://example.org/s-undated-a.xml</loc></sitemap>"
-        "<sitemap><loc>https://example.org/news.xml</loc><lastmod>2026-05-01T11:50:00Z</lastmod></sitemap>"
-        "<sitemap><loc>https://example.org/s-2026-04.xml.gz</loc><lastmod>2026-04-30T20:00:00Z</lastmod></sitemap>"
-        "<sitemap><loc>https://example.org/s-broken.xml</loc><lastmod>2026-02-30</lastmod></sitemap>"
-        "<sitemap><loc>/relative.xml</loc></sitemap>"
-        "</sitemapindex>"
-    ).encode()
+        b'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        b"<sitemap><loc>https://example.org/s-2026-03.xml.gz</loc><lastmod>2026-03-31</lastmod></sitemap>"
+        b"<sitemap><loc>https://example.org/s-undated-a.xml</loc></sitemap>"
+        b"<sitemap><loc>https://example.org/news.xml</loc><lastmod>2026-05-01T11:50:00Z</lastmod></sitemap>"
+        b"<sitemap><loc>https://example.org/s-2026-04.xml.gz</loc><lastmod>2026-04-30T20:00:00Z</lastmod></sitemap>"
+        b"<sitemap><loc>https://example.org/s-broken.xml</loc><lastmod>2026-02-30</lastmod></sitemap>"
+        b"<sitemap><loc>/relative.xml</loc></sitemap>"
+        b"</sitemapindex>"
+    )
     sm = parse_sitemap(body, "https://example.org/index.xml", NOW)
     assert sm.kind == "index" and sm.entries == [] and sm.dropped == 1
     assert [c.url.rsplit("/", 1)[1] for c in sm.children] == [
