@@ -199,23 +199,36 @@ def find_article_links(
 
     titles: dict[str, tuple[int, str]] = {}
     order: list[str] = []
+    # Links are tested on their absolute URL first and canonicalised only when kept:
+    # canonical_url is the costliest step, and most links on a section page are dropped.
+    resolved: dict[str, tuple[str, str, str, str] | None] = {}  # href -> (abs, host, path, query)
+    canonical: dict[str, str | None] = {}
     for a in links:
         if a in excluded:
             continue
         href = a.get("href")
-        if not href or href.lstrip().startswith("#"):
+        if not href or href.lstrip().startswith(("#", "mailto:", "javascript:", "tel:")):
             continue
-        link = canonical_url(href, base)
-        if link is None or link == page:
+        if href in resolved:
+            target = resolved[href]
+        else:
+            target = resolved[href] = _resolve(href, base)
+        if target is None:
             continue
-        parts = urlsplit(link)
-        if same_site and not _same_site(parts.hostname, page_host):
+        absolute, host, path, query = target
+        if same_site and not _same_site(host, page_host):
             continue
         if css is None:
-            if _is_pagination(a, parts.path, parts.query):
+            if _is_pagination(a, path, query):
                 continue
-            if regex is None and not _is_article(a, parts.path, parts.query):
+            if regex is None and not _is_article(a, path, query):
                 continue
+        if absolute in canonical:
+            link = canonical[absolute]
+        else:
+            link = canonical[absolute] = canonical_url(absolute)
+        if link is None or link == page:
+            continue
         if regex is not None and not regex.search(link):
             continue
         title, score = _title(a)
@@ -226,6 +239,19 @@ def find_article_links(
         elif score > known[0]:
             titles[link] = (score, title)
     return [Entry(guid=link, url=link, title=titles[link][1]) for link in order]
+
+
+def _resolve(href: str, base: str) -> tuple[str, str, str, str] | None:
+    """(absolute URL, host, path, query) of a link, or None when it is not an http(s) URL."""
+    try:
+        absolute = urljoin(base, "".join(href.split()))
+        parts = urlsplit(absolute)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    return absolute.split("#", 1)[0], host, parts.path, parts.query
 
 
 # --------------------------------------------------------------------------- parsing
