@@ -76,7 +76,13 @@ def parse_sitemap(
     root = m.group(2).decode("ascii", "replace") if m else ""
     if root not in _ROOTS:
         raise NotASitemap(_what_is(root, stripped))
-    return _parse_xml(rest, source, _ROOTS[root], now)
+    kind = _ROOTS[root]
+    result = _parse_xml(rest, source, kind, now, strict_refs=False)
+    if result is None:  # invalid XML: read again with every reference made numeric (see _AMP_RE)
+        source = _Source(_inflate(body, max_bytes) if body[:2] == GZIP_MAGIC else _slices(body))
+        result = _parse_xml(iter(source), source, kind, now, strict_refs=True)
+    assert result is not None
+    return result
 
 
 def select_children(
@@ -209,6 +215,30 @@ def _what_is(root: str, head: bytes) -> str:
 # --------------------------------------------------------------------------- XML
 
 
+_OTHER, _LOC, _LASTMOD, _NEWS, _TITLE, _PUB_DATE, _LANGUAGE, _KEYWORDS, _NAME = range(9)
+_NEWS_FIELDS = {
+    "title": _TITLE,
+    "publication_date": _PUB_DATE,
+    "language": _LANGUAGE,
+    "keywords": _KEYWORDS,
+    "name": _NAME,
+}
+
+
+def _tag_code(tag: object) -> int:
+    """What an element is, by its tag: sitemap fields by local name, news fields by namespace.
+
+    image: and video: blocks have <loc> and <title> children of their own: never ours."""
+    if not isinstance(tag, str):
+        return _OTHER  # an entity reference node
+    ns, _, local = tag[1:].rpartition("}") if tag[:1] == "{" else ("", "", tag)
+    if "image" in ns or "video" in ns:
+        return _OTHER
+    if "news" in ns:
+        return _NEWS if local == "news" else _NEWS_FIELDS.get(local, _OTHER)
+    return {"loc": _LOC, "lastmod": _LASTMOD}.get(local, _OTHER)
+
+
 class _Reader:
     """Collects entries or children from a stream of finished elements."""
 
@@ -219,6 +249,7 @@ class _Reader:
         self.order = 0
         self.dated: list[tuple[datetime, int, SitemapChild]] = []
         self.undated: list[SitemapChild] = []
+        self.codes: dict[object, int] = {}  # element tag -> what it is (_tag_code), per file
 
     def accept(self, loc: str | None) -> str | None:
         """The URL of a <loc>, or None (counted as dropped) when unusable or repeated."""
@@ -232,16 +263,16 @@ class _Reader:
     def url(self, elem: etree._Element) -> None:
         loc = lastmod = None
         news: etree._Element | None = None
+        codes = self.codes
         for child in elem:
-            tag = child.tag
-            if not isinstance(tag, str):
-                continue
-            ns, _, local = tag[1:].rpartition("}") if tag[0] == "{" else ("", "", tag)
-            if local == "loc" and "image" not in ns and "video" not in ns:
+            code = codes.get(child.tag)
+            if code is None:
+                code = codes[child.tag] = _tag_code(child.tag)
+            if code == _LOC:
                 loc = child.text
-            elif local == "lastmod":
+            elif code == _LASTMOD:
                 lastmod = child.text
-            elif local == "news" and "news" in ns:
+            elif code == _NEWS:
                 news = child
         url = self.accept(loc)
         if url is None:
@@ -258,21 +289,21 @@ class _Reader:
     def _news(self, news: etree._Element, entry: Entry) -> str | None:
         """Fill title, language and keywords from <news:news>; return the publication date."""
         pub_date = None
+        codes = self.codes
         for child in news.iter():
-            tag = child.tag
-            if not isinstance(tag, str):
-                continue
-            local = tag.rpartition("}")[2]
-            if local == "title":
+            code = codes.get(child.tag)
+            if code is None:
+                code = codes[child.tag] = _tag_code(child.tag)
+            if code == _TITLE:
                 entry.title = _clean(child.text)
-            elif local == "publication_date":
+            elif code == _PUB_DATE:
                 pub_date = child.text
-            elif local == "language":
+            elif code == _LANGUAGE:
                 entry.language = _clean(child.text) or None
-            elif local == "keywords":
+            elif code == _KEYWORDS:
                 words = (_clean(k) for k in (child.text or "").split(","))
                 entry.keywords = tuple(k for k in words if k)
-            elif local == "name" and self.result.title is None:
+            elif code == _NAME and self.result.title is None:
                 self.result.title = _clean(child.text) or None
         return pub_date
 
@@ -303,7 +334,10 @@ class _Reader:
         return self.result
 
 
-def _parse_xml(chunks: Iterator[bytes], source: _Source, kind: str, now: datetime) -> ParsedSitemap:
+def _parse_xml(
+    chunks: Iterator[bytes], source: _Source, kind: str, now: datetime, *, strict_refs: bool
+) -> ParsedSitemap | None:
+    """Read a sitemap; None when the XML turned out invalid and ``strict_refs`` was off."""
     reader = _Reader(kind, now)
     parser = etree.XMLPullParser(
         events=("end",),
@@ -335,13 +369,15 @@ def _parse_xml(chunks: Iterator[bytes], source: _Source, kind: str, now: datetim
                 del elem.getparent()[0]
 
     try:
-        for chunk in _repair(chunks):
+        for chunk in _repair(chunks, strict_refs):
             parser.feed(chunk)
+            if not strict_refs and _has_errors(parser):
+                return None
             drain(True)
     except etree.XMLSyntaxError:  # recovery gave up: keep what was read
         cut = "the XML cannot be read past this point"
     cut = cut or source.cut
-    errors = [e for e in parser.feed_error_log if e.level >= etree.ErrorLevels.ERROR]
+    errors = [e for e in parser.feed_error_log if e.level >= _ERROR]
     try:
         parser.close()
     except etree.XMLSyntaxError:
@@ -362,10 +398,22 @@ def _parse_xml(chunks: Iterator[bytes], source: _Source, kind: str, now: datetim
     return result
 
 
-# Every "&" that does not start a numeric character reference: bare ampersands, HTML entities
-# XML does not define (&nbsp;), and XML's own five. All become numeric references before parsing:
-# libxml2's recovery drops the text after a bad reference (a URL's query string, the rest of a
-# title), and after any error in a file it drops even &amp; and &lt; (but never &#38;).
+_ERROR = etree.ErrorLevels.ERROR
+
+
+def _has_errors(parser: etree.XMLPullParser) -> bool:
+    log = parser.feed_error_log
+    return bool(log) and any(e.level >= _ERROR for e in log)
+
+
+# A "&" that starts no reference XML knows: a bare ampersand, or an HTML entity XML does not
+# define (&nbsp;). Made well-formed before parsing, because libxml2's recovery drops the text
+# after it (a URL's query string, the rest of a title). Worse, once a file has had any error,
+# recovery drops even &amp; and &lt; (never &#38;): so when the parser reports an error the
+# file is read again with _AMP_RE, which makes every reference numeric (slower, rarely needed).
+_BAD_AMP_RE = re.compile(
+    rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)([A-Za-z][A-Za-z0-9]{0,31};)?"
+)
 _AMP_RE = re.compile(rb"&(?!#[0-9]{1,7};|#x[0-9A-Fa-f]{1,6};)([A-Za-z][A-Za-z0-9]{0,31};)?")
 _XML_ENTITIES = {b"amp;": b"&#38;", b"lt;": b"&#60;", b"gt;": b"&#62;", b"quot;": b"&#34;"}
 _XML_ENTITIES[b"apos;"] = b"&#39;"
@@ -386,19 +434,20 @@ def _fix_amp(m: re.Match[bytes]) -> bytes:
     return b"&amp;"
 
 
-def _repair(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _repair(chunks: Iterator[bytes], strict_refs: bool) -> Iterator[bytes]:
     """Bare ampersands, HTML entities and control characters made well-formed, chunk by chunk."""
+    amp = _AMP_RE if strict_refs else _BAD_AMP_RE
     carry = b""
     for chunk in chunks:
         data = carry + chunk
-        amp = data.rfind(b"&", len(data) - _CARRY)
-        if amp >= 0 and b";" not in data[amp:]:
-            data, carry = data[:amp], data[amp:]
+        last = data.rfind(b"&", len(data) - _CARRY)
+        if last >= 0 and b";" not in data[last:]:
+            data, carry = data[:last], data[last:]
         else:
             carry = b""
-        yield _AMP_RE.sub(_fix_amp, data.translate(None, _CTRL))
+        yield amp.sub(_fix_amp, data.translate(None, _CTRL))
     if carry:
-        yield _AMP_RE.sub(_fix_amp, carry.translate(None, _CTRL))
+        yield amp.sub(_fix_amp, carry.translate(None, _CTRL))
 
 
 # --------------------------------------------------------------------------- plain text
