@@ -238,7 +238,8 @@ class NewsSite:
             f'<a class="more" href="{art.path}">Read more</a></article>\n'
         )
 
-    def _section_page(self, section: str | None, page: int) -> bytes:
+    def section_page(self, section: str | None, page: int = 1) -> bytes:
+        """The HTML of a section page (None: the home page), as the server sends it."""
         arts = self.section_articles(section, page)
         label = section.title() if section else "Home"
         base = f"/{section}/" if section else "/"
@@ -445,12 +446,12 @@ class NewsSite:
         if path == "/rss.xml" and self.feed:
             return self._rss(), "application/rss+xml; charset=utf-8"
         if path == "/":
-            return self._section_page(None, 1), html_type
+            return self.section_page(None, 1), html_type
         for section in SECTIONS:
             if path == f"/{section}/":
                 page = request.query.get("page", "1")
                 number = int(page) if page.isdigit() and int(page) > 0 else 1
-                return self._section_page(section, number), html_type
+                return self.section_page(section, number), html_type
         for art in self.articles:
             if path == art.path:
                 return self._article_page(art), html_type

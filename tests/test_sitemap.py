@@ -444,3 +444,32 @@ def test_the_site_news_window_is_48_hours() -> None:
     assert site.news_articles()
     assert all(NOW - a.published <= timedelta(hours=48) for a in site.news_articles())
     assert len(site.news_articles()) < len(site.articles)
+
+
+def test_an_invalid_and_cut_body_still_yields_only_complete_urls() -> None:
+    rows = [plain_row(f"https://example.org/a-{i}.html?x=1&amp;y={i}") for i in range(40)]
+    rows.insert(3, "<url><loc>https://example.org/broken.html</loc></urll>\n")
+    body = urlset(*rows)
+    full = parse_sitemap(body, "u", NOW)
+    assert len(full.entries) == 41 and "invalid XML" in (full.warning or "")
+    assert all(e.url.endswith(f"&y={i + 3}") for i, e in enumerate(full.entries[4:]))
+    for cut in range(400, len(body) - 20, 97):
+        sm = parse_sitemap(body[:cut], "u", NOW)
+        assert sm.truncated
+        assert [e.url for e in sm.entries] == [e.url for e in full.entries[: len(sm.entries)]]
+        assert len(sm.entries) >= body[:cut].count(b"</url>") - 1
+
+
+async def test_both_parsers_run_in_the_process_pool(site: NewsSite) -> None:
+    from monitor.sectionpage import find_article_links
+    from monitor.workers import CpuPool
+
+    pool = CpuPool(1)
+    try:
+        sm = await pool.run(10.0, parse_sitemap, site.big_sitemap(), site.url("/big.xml"), NOW)
+        page = site.section_page(None)
+        links = await pool.run(10.0, find_article_links, page, site.url("/"))
+    finally:
+        pool.close()
+    assert len(sm.entries) == 50_000
+    assert [e.title for e in links] == [t for _, t in site.expected_links(None)]
