@@ -29,6 +29,7 @@ both, the selector picks the links and the pattern narrows them.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -252,6 +253,19 @@ def _resolve(href: str, base: str) -> tuple[str, str, str, str] | None:
     if parts.scheme not in ("http", "https") or not host:
         return None
     return absolute.split("#", 1)[0], host, parts.path, parts.query
+
+
+def link_digest(entries: list[Entry]) -> str:
+    """A fingerprint of a page's article links (URLs in page order), titles left out.
+
+    A section page's bytes change on every request (ads, "updated 2 min ago", tokens), so the
+    body hash that spares unchanged feeds never matches; this one changes only when the set or
+    order of articles does, so a poll can stop before looking anything up."""
+    h = hashlib.sha256()
+    for e in entries:
+        h.update((e.url or "").encode("utf-8", "surrogatepass"))
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- parsing

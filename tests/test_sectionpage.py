@@ -295,3 +295,18 @@ def test_non_http_and_self_links_are_dropped() -> None:
     <a href="">Empty link to nothing at all here</a>
     </main>"""
     assert links(html, "https://example.org/world/2026/04/30/") == []
+
+
+async def test_the_link_digest_ignores_chrome_changes_and_sees_new_stories(site: NewsSite) -> None:
+    from monitor.sectionpage import link_digest
+
+    body, url = await get_page(site, "/world/")
+    digest = link_digest(find_article_links(body, url))
+    noisy = body.replace(b"</main>", b'<p class="updated">Updated 2 minutes ago</p></main>')
+    noisy = noisy.replace(
+        b"Most read</h3><ol>", b"Most read</h3><ol><li><a href='/x/2026/04/01/a-b-c'>X</a></li>"
+    )
+    assert noisy != body and link_digest(find_article_links(noisy, url)) == digest
+    site.publish("world", "Bridge reopens to traffic after a two-year repair")
+    changed, _ = await get_page(site, "/world/")
+    assert link_digest(find_article_links(changed, url)) != digest
