@@ -310,3 +310,15 @@ async def test_the_link_digest_ignores_chrome_changes_and_sees_new_stories(site:
     site.publish("world", "Bridge reopens to traffic after a two-year repair")
     changed, _ = await get_page(site, "/world/")
     assert link_digest(find_article_links(changed, url)) != digest
+
+
+async def test_the_article_pages_extract_with_their_date_and_without_chrome(site: NewsSite) -> None:
+    """A page source's items get their age from the article page (the section page gives none)."""
+    from monitor.extract import extract_article
+
+    art = site.articles[2]
+    body, url = await get_page(site, art.path)
+    x = extract_article(body, url, metadata=True)
+    assert x.published is not None and x.published.date() == art.published.date()
+    assert all(p in x.text for p in art.paragraphs[1:])
+    assert "Sign in" not in x.text and "Most read" not in x.text and "Related" not in x.text
