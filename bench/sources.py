@@ -279,9 +279,9 @@ def main() -> None:
         )
         print()
         print("| body | parser | seconds | URLs/s | peak extra RSS MB | items |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        results: dict[tuple[str, str], dict[str, Any]] = {}
         print("| --- | --- | --- | --- | --- | --- |")
+        results: dict[tuple[str, str], dict[str, Any]] = {}
+        for label, path in (("plain", plain), ("gzip", packed)):
             for name in CONTENDERS:
                 r = run_child(name, path, args.repeat)
                 results[(label, name)] = r
