@@ -269,9 +269,9 @@ class _Reader:
             if code is None:
                 code = codes[child.tag] = _tag_code(child.tag)
             if code == _LOC:
-                loc = child.text
+                loc = _text(child)
             elif code == _LASTMOD:
-                lastmod = child.text
+                lastmod = _text(child)
             elif code == _NEWS:
                 news = child
         url = self.accept(loc)
@@ -295,16 +295,16 @@ class _Reader:
             if code is None:
                 code = codes[child.tag] = _tag_code(child.tag)
             if code == _TITLE:
-                entry.title = _clean(child.text)
+                entry.title = _clean(_text(child))
             elif code == _PUB_DATE:
-                pub_date = child.text
+                pub_date = _text(child)
             elif code == _LANGUAGE:
-                entry.language = _clean(child.text) or None
+                entry.language = _clean(_text(child)) or None
             elif code == _KEYWORDS:
-                words = (_clean(k) for k in (child.text or "").split(","))
+                words = (_clean(k) for k in (_text(child) or "").split(","))
                 entry.keywords = tuple(k for k in words if k)
             elif code == _NAME and self.result.title is None:
-                self.result.title = _clean(child.text) or None
+                self.result.title = _clean(_text(child)) or None
         return pub_date
 
     def sitemap(self, elem: etree._Element) -> None:
@@ -314,9 +314,9 @@ class _Reader:
             if isinstance(tag, str):
                 local = tag.rpartition("}")[2]
                 if local == "loc":
-                    loc = child.text
+                    loc = _text(child)
                 elif local == "lastmod":
-                    lastmod = child.text
+                    lastmod = _text(child)
         url = self.accept(loc)
         if url is None:
             return
@@ -401,6 +401,14 @@ def _parse_xml(
 _ERROR = etree.ErrorLevels.ERROR
 
 
+def _text(elem: etree._Element) -> str | None:
+    """An element's text; None when libxml2's recovery left bytes that are not UTF-8."""
+    try:
+        return elem.text
+    except UnicodeDecodeError:
+        return None
+
+
 def _has_errors(parser: etree.XMLPullParser) -> bool:
     log = parser.feed_error_log
     return bool(log) and any(e.level >= _ERROR for e in log)
@@ -434,6 +442,19 @@ def _fix_amp(m: re.Match[bytes]) -> bytes:
     return b"&amp;"
 
 
+_NUMERIC_REF_RE = re.compile(rb"&#(?:([0-9]{1,7})|x([0-9A-Fa-f]{1,6}));")
+
+
+def _fix_numeric(m: re.Match[bytes]) -> bytes:
+    """A character reference XML forbids (&#0;, &#xD800;, &#1;) becomes U+FFFD."""
+    code = int(m.group(1)) if m.group(1) else int(m.group(2), 16)
+    if code in (9, 10, 13) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
+        return m.group(0)
+    if 0x10000 <= code <= 0x10FFFF:
+        return m.group(0)
+    return b"&#65533;"
+
+
 def _repair(chunks: Iterator[bytes], strict_refs: bool) -> Iterator[bytes]:
     """Bare ampersands, HTML entities and control characters made well-formed, chunk by chunk."""
     amp = _AMP_RE if strict_refs else _BAD_AMP_RE
@@ -445,9 +466,16 @@ def _repair(chunks: Iterator[bytes], strict_refs: bool) -> Iterator[bytes]:
             data, carry = data[:last], data[last:]
         else:
             carry = b""
-        yield amp.sub(_fix_amp, data.translate(None, _CTRL))
+        yield _clean_chunk(data, amp)
     if carry:
-        yield amp.sub(_fix_amp, carry.translate(None, _CTRL))
+        yield _clean_chunk(carry, amp)
+
+
+def _clean_chunk(data: bytes, amp: re.Pattern[bytes]) -> bytes:
+    data = amp.sub(_fix_amp, data.translate(None, _CTRL))
+    if b"&#" in data:
+        data = _NUMERIC_REF_RE.sub(_fix_numeric, data)
+    return data
 
 
 # --------------------------------------------------------------------------- plain text

@@ -473,3 +473,21 @@ async def test_both_parsers_run_in_the_process_pool(site: NewsSite) -> None:
         pool.close()
     assert len(sm.entries) == 50_000
     assert [e.title for e in links] == [t for _, t in site.expected_links(None)]
+
+
+def test_forbidden_character_references_and_bad_utf8_do_not_crash() -> None:
+    rows = [
+        news_row(
+            "https://example.org/a-1.html", "Bad &#xD800; ref &#0; and &#x110000;", "2026-05-01"
+        ),
+        plain_row("https://example.org/a-2.html", "2026-04-30&#xD800;"),
+        news_row("https://example.org/a-3.html", "Cut \xc3 byte", "2026-05-01"),
+    ]
+    body = urlset(*rows).replace(b"\xc3\x83", b"\xc3")  # a lone UTF-8 lead byte
+    sm = parse_sitemap(body, "https://example.org/s.xml", NOW)
+    assert [e.url for e in sm.entries][:2] == [
+        "https://example.org/a-1.html",
+        "https://example.org/a-2.html",
+    ]
+    assert sm.entries[0].title == "Bad \ufffd ref \ufffd and \ufffd"
+    assert sm.entries[1].published is None
