@@ -33,7 +33,8 @@ import hashlib
 import re
 from urllib.parse import urljoin, urlsplit
 
-from lxml import etree, html
+from lxml import etree
+from lxml import html as lxml_html
 from lxml.cssselect import CSSSelector, SelectorError
 
 from monitor.models import Entry
@@ -163,7 +164,7 @@ def check_pattern(pattern: str) -> None:
 
 
 def find_article_links(
-    html_bytes: bytes,
+    html: bytes,
     url: str,
     *,
     selector: str | None = None,
@@ -179,7 +180,7 @@ def find_article_links(
     """
     css = _compile_selector(selector) if selector else None
     regex = _compile_pattern(pattern) if pattern else None
-    root = _parse_html(html_bytes, charset)
+    root = _parse_html(html, charset)
     if root is None:
         return []
     base = url
@@ -274,14 +275,14 @@ def link_digest(entries: list[Entry]) -> str:
 def _parse_html(body: bytes, charset: str | None) -> etree._Element | None:
     if not body or not body.strip():
         return None
-    parser = html.HTMLParser(
+    parser = lxml_html.HTMLParser(
         encoding=_choose_charset(body, charset),
         remove_comments=True,
         remove_pis=True,
         no_network=True,
     )
     try:
-        root = html.document_fromstring(body, parser=parser)
+        root = lxml_html.document_fromstring(body, parser=parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
     return root

@@ -54,6 +54,9 @@ def parse_sitemap(
 ) -> ParsedSitemap:
     """Parse a sitemap or sitemap index fetched from ``url``; raise NotASitemap for anything else.
 
+    ``url`` keeps the call shape of ``parse_feed``: sitemap locations must be absolute, so
+    nothing is resolved against it (a relative ``<loc>`` is dropped, as search engines do).
+
     ``max_bytes`` bounds the uncompressed size of a gzip body: inflation stops there and the
     result is ``truncated``, like a plain body the fetcher cut at its own limit.
     """
