@@ -13,6 +13,14 @@ Routes (GET only):
   bytes with no validators and never a 304.
 - ``/article/{i}/{k}``: an article page of about 100 KB: header, navigation, sidebars, related
   links, comments, footer, inline script and style around the article text.
+- ``/news-sitemap/{i}.xml``: a Google News sitemap of ``SITEMAP_URLS`` (1,000) articles of
+  site ``i``, about 400 KB, with validators and 304s like the feeds.
+- ``/front/{i}.html``: a section page of site ``i`` linking ``FRONT_LINKS`` (200) articles, each
+  by an image, a headline and "Read more", among navigation, a "most read" box, pagination and
+  a footer (about 130 KB). Its articles are the first 200 of the sitemap's, so a sitemap and a
+  page of the same site overlap as they do on real sites.
+- ``/article/{i}/{k}-{slug}``: the article page ``(i, k)`` under the URL the sitemaps and
+  section pages use (the slug is ignored).
 - ``/_mode?validators=0|1``: switch the validator mode; ``/_stats``: request counts as JSON.
 
 :func:`article_paragraphs` gives the exact article text of a page, so the benchmark can check an
@@ -32,6 +40,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 ITEMS_PER_FEED = 20
+SITEMAP_URLS = 1000  # articles in a news sitemap
+FRONT_LINKS = 200  # articles on a section page
 VARIANTS = 20  # distinct article texts; page (i, k) uses variant k
 MARK = b"\x00"  # where the feed number goes in a template
 
@@ -173,22 +183,106 @@ def _feed_template(port: int, now: datetime) -> bytes:
     return text.encode()
 
 
+def article_slug(k: int) -> str:
+    return "-".join(random.Random(k).sample(_WORDS, 4))
+
+
+def _sitemap_template(port: int, now: datetime) -> bytes:
+    """A Google News sitemap of SITEMAP_URLS articles of site MARK, newest first."""
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    for k in range(SITEMAP_URLS):
+        title = article_title(0, k).replace("bench feed 0", "bench feed \x00")
+        when = (now - timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows.append(
+            f"<url><loc>{base}/article/\x00/{k}-{article_slug(k)}</loc>"
+            "<news:news><news:publication><news:name>Bench Gazette</news:name>"
+            "<news:language>en</news:language></news:publication>"
+            f"<news:publication_date>{when}</news:publication_date>"
+            f"<news:title>{title}</news:title></news:news></url>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">\n'
+        + "".join(rows)
+        + "</urlset>\n"
+    ).encode()
+
+
+def _front_template() -> bytes:
+    """A section page of site MARK: FRONT_LINKS article cards among the usual chrome."""
+    rng = random.Random(77)
+    nav = "".join(
+        f'<li class="nav-item"><a href="/section/{s}">{w.title()}</a></li>'
+        for s, w in enumerate(_WORDS[:30])
+    )
+    cards = []
+    for k in range(FRONT_LINKS):
+        href = f"/article/\x00/{k}-{article_slug(k)}"
+        title = article_title(0, k).replace("bench feed 0", "bench feed \x00")
+        cards.append(
+            f'<article class="card"><a class="media" href="{href}"><img src="/img/{k}.jpg" '
+            f'alt="Photo {k}"></a><h3 class="headline"><a href="{href}?utm_source=front">{title}'
+            f'</a></h3><p class="teaser">{_sentence(rng, 14)}</p><p class="meta">'
+            f'<a href="/author/writer-{k % 7}">Staff Writer</a> · <a href="/tag/{_WORDS[k % 40]}">'
+            f'{_WORDS[k % 40]}</a> · <a href="{href}#comments">{k % 30} comments</a></p>'
+            f'<a class="more" href="{href}">Read more</a></article>\n'
+        )
+    most_read = "".join(
+        f'<li><a href="/article/\x00/{SITEMAP_URLS + n}-{article_slug(n)}">{_sentence(rng, 7)}</a></li>'
+        for n in range(15)
+    )
+    footer_links = "".join(f'<a href="/about/{n}">About page {n}</a> ' for n in range(60))
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Front page - Bench Gazette</title></head>
+<body><header class="site-header"><div class="logo"><a href="/">Bench Gazette</a></div>
+<div class="account"><a href="/login">Sign in to your account</a></div>
+<nav class="main-nav"><ul>{nav}</ul></nav></header>
+<main><h1>Latest news</h1><section class="latest">
+{"".join(cards)}</section>
+<section class="box"><h3>Most read</h3><ol>{most_read}</ol></section>
+<div class="pages"><a rel="next" href="/front/\x00.html?page=2">Next</a>
+<a href="/front/\x00.html?page=2">2</a> <a href="/front/\x00.html?page=3">3</a></div></main>
+<aside class="sidebar-right"><h3>Sections</h3><ul>{nav}</ul></aside>
+<footer class="site-footer"><p>All rights reserved by the Bench Gazette</p>{footer_links}</footer>
+</body></html>
+"""
+    return page.encode()
+
+
 class Site:
     """Everything the server answers, rendered once."""
 
     def __init__(self, port: int) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         self.feed_parts = _feed_template(port, now).split(MARK)
+        self.sitemap_parts = _sitemap_template(port, now).split(MARK)
+        self.front_parts = _front_template().split(MARK)
         self.page_parts = [_page_template(k).split(MARK) for k in range(VARIANTS)]
         self.last_modified = format_datetime(now - timedelta(hours=1), usegmt=True).encode()
         self.validators = True
-        self.counts: dict[str, int] = {"feed_200": 0, "feed_304": 0, "article": 0, "other": 0}
+        self.counts: dict[str, int] = {
+            "feed_200": 0,
+            "feed_304": 0,
+            "sitemap_200": 0,
+            "sitemap_304": 0,
+            "front": 0,
+            "article": 0,
+            "other": 0,
+        }
 
     def feed(self, i: int) -> bytes:
         return str(i).encode().join(self.feed_parts)
 
     def page(self, i: int, k: int) -> bytes:
         return str(i).encode().join(self.page_parts[k % VARIANTS])
+
+    def sitemap(self, i: int) -> bytes:
+        return str(i).encode().join(self.sitemap_parts)
+
+    def front(self, i: int) -> bytes:
+        return str(i).encode().join(self.front_parts)
 
 
 def _response(status: bytes, body: bytes, ctype: bytes, extra: bytes = b"") -> bytes:
@@ -257,10 +351,33 @@ class _Http(asyncio.Protocol):
                 extra = b""
             site.counts["feed_200"] += 1
             return _response(b"200 OK", site.feed(i), ctype, extra)
+        if path.startswith("/news-sitemap/") and path.endswith(".xml"):
+            try:
+                i = int(path[14:-4])
+            except ValueError:
+                return _response(b"404 Not Found", b"no such sitemap\n", b"text/plain")
+            ctype = b"application/xml; charset=utf-8"
+            if site.validators:
+                etag = b'"s' + str(i).encode() + b'-v1"'
+                if headers.get(b"if-none-match") == etag:
+                    site.counts["sitemap_304"] += 1
+                    return b"HTTP/1.1 304 Not Modified\r\nETag: " + etag + b"\r\n\r\n"
+                extra = b"ETag: " + etag + b"\r\nLast-Modified: " + site.last_modified + b"\r\n"
+            else:
+                extra = b""
+            site.counts["sitemap_200"] += 1
+            return _response(b"200 OK", site.sitemap(i), ctype, extra)
+        if path.startswith("/front/"):
+            try:
+                i = int(path[7:].split(".", 1)[0])
+            except ValueError:
+                return _response(b"404 Not Found", b"no such page\n", b"text/plain")
+            site.counts["front"] += 1
+            return _response(b"200 OK", site.front(i), b"text/html; charset=utf-8")
         if path.startswith("/article/"):
             try:
-                i_text, k_text = path[9:].split("/", 1)
-                i, k = int(i_text), int(k_text)
+                i_text, k_text = path[9:].split("?", 1)[0].split("/", 1)
+                i, k = int(i_text), int(k_text.split("-", 1)[0])
             except ValueError:
                 return _response(b"404 Not Found", b"no such article\n", b"text/plain")
             site.counts["article"] += 1

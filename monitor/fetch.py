@@ -275,8 +275,12 @@ class Fetcher:
         last_modified: str | None = None,
         accept: str | None = None,
         max_bytes: int | None = None,
+        truncate: bool = False,
     ) -> FetchResponse:
-        """GET ``url``; conditional when ``etag``/``last_modified`` are given (304 -> not_modified)."""
+        """GET ``url``; conditional when ``etag``/``last_modified`` are given (304 -> not_modified).
+
+        ``truncate``: a body larger than the limit is cut there and returned with ``truncated``
+        set, instead of failing with ``too_large`` (a sitemap is still useful in part)."""
         session = self._ensure_session()
         assert self._limits is not None
         limit = max_bytes if max_bytes is not None else self.settings.max_bytes
@@ -302,7 +306,9 @@ class Fetcher:
             async with self._limits.slot(host):
                 started = time.monotonic()
                 try:
-                    result = await self._hop(session, current, headers, limit, budget - active)
+                    result = await self._hop(
+                        session, current, headers, limit, budget - active, truncate
+                    )
                 except FetchError as exc:
                     if exc.kind == "rate_limited" and exc.retry_after:
                         self._note_host_wait(current, exc.retry_after)
@@ -363,6 +369,7 @@ class Fetcher:
         headers: CIMultiDict[str],
         limit: int,
         budget: float,
+        truncate: bool = False,
     ) -> FetchResponse | tuple[int, str]:
         """One request: a response, or (status, location) for a redirect."""
         if budget <= 0:
@@ -375,7 +382,7 @@ class Fetcher:
         try:
             async with asyncio.timeout(budget):
                 async with session.get(url, headers=headers, allow_redirects=False) as resp:
-                    return await self._handle(resp, url, limit, started)
+                    return await self._handle(resp, url, limit, started, truncate)
         except FetchError:
             raise
         except TimeoutError as exc:
@@ -396,7 +403,12 @@ class Fetcher:
             raise FetchError("connection", f"request failed: {exc}", url=str(url)) from None
 
     async def _handle(
-        self, resp: aiohttp.ClientResponse, url: URL, limit: int, started: float
+        self,
+        resp: aiohttp.ClientResponse,
+        url: URL,
+        limit: int,
+        started: float,
+        truncate: bool = False,
     ) -> FetchResponse | tuple[int, str]:
         status = resp.status
         headers = _headers(resp)
@@ -416,17 +428,21 @@ class Fetcher:
             )
         if status >= 400 or status < 200 or 300 <= status < 400:
             raise _status_error(status, resp.reason, headers, url)
-        body = await self._read_body(resp, url, limit)
+        body, truncated = await self._read_body(resp, url, limit, truncate)
         return FetchResponse(
             url=str(url),
             status=status,
             body=body,
             headers=headers,
             elapsed=time.monotonic() - started,
+            truncated=truncated,
         )
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, url: URL, limit: int) -> bytes:
-        """The decompressed body, refused as soon as it would exceed ``limit`` bytes."""
+    async def _read_body(
+        self, resp: aiohttp.ClientResponse, url: URL, limit: int, truncate: bool = False
+    ) -> tuple[bytes, bool]:
+        """(the decompressed body, whether it was cut): refused as soon as it would exceed
+        ``limit`` bytes, or with ``truncate`` cut there (the rest is never read)."""
         too_large = FetchError(
             "too_large", f"response larger than {format_size(limit)}", url=str(url)
         )
@@ -436,7 +452,12 @@ class Fetcher:
         except FetchError as exc:
             exc.url = str(url)
             raise
-        if isinstance(decoder, _Identity) and resp.content_length and resp.content_length > limit:
+        if (
+            not truncate
+            and isinstance(decoder, _Identity)
+            and resp.content_length
+            and resp.content_length > limit
+        ):
             raise too_large
         parts: list[bytes] = []
         size = 0
@@ -447,7 +468,10 @@ class Fetcher:
                 while True:
                     size += len(out)
                     if size > limit:
-                        raise too_large
+                        if not truncate:
+                            raise too_large
+                        parts.append(out[: len(out) - (size - limit)])
+                        return b"".join(parts), True
                     parts.append(out)
                     # one compressed chunk may inflate to more than one bounded call returns
                     if not (decoder.pending and out):
@@ -459,7 +483,7 @@ class Fetcher:
             raise FetchError(
                 "decode", f"broken {encoding or 'compressed'} data: {exc}", url=str(url)
             ) from None
-        return b"".join(parts)
+        return b"".join(parts), False
 
 
 def _parse_url(url: str) -> URL:

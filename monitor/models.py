@@ -17,6 +17,7 @@ class FetchResponse:
     not_modified: bool = False  # a 304: body is empty, nothing to parse
     permanent_url: str | None = None  # set when the request URL moved permanently (301/308 chain)
     elapsed: float = 0.0
+    truncated: bool = False  # get(truncate=True): the body is the first max_bytes of a larger one
 
     @property
     def content_type(self) -> str:
@@ -61,6 +62,8 @@ class Entry:
     summary: str = ""
     published: datetime | None = None  # None when absent or unparseable
     author: str | None = None
+    language: str | None = None  # as the source declares it (news sitemaps), e.g. "en"
+    keywords: tuple[str, ...] = ()  # the source's own keywords (news sitemaps)
 
 
 @dataclass(slots=True)
@@ -90,3 +93,33 @@ class Extracted:
     author: str | None = None
     published: datetime | None = None
     language: str | None = None
+
+
+class NotASitemap(Exception):
+    """The body is not a sitemap (an HTML page, a feed, junk); the message says what it is."""
+
+
+@dataclass(slots=True)
+class SitemapChild:
+    """A child sitemap listed by a sitemap index."""
+
+    url: str
+    lastmod: datetime | None = None  # None when absent or unparseable
+
+
+@dataclass(slots=True)
+class ParsedSitemap:
+    """A sitemap (``kind="urlset"``: ``entries``) or a sitemap index (``kind="index"``: ``children``).
+
+    Entries are ``Entry`` objects (guid = url = the page URL) so the feed pipeline ingests them
+    unchanged; ``news`` says whether any ``<url>`` carried a Google News ``<news:news>`` block.
+    """
+
+    kind: str  # "urlset" | "index"
+    entries: list[Entry] = field(default_factory=list)
+    children: list[SitemapChild] = field(default_factory=list)  # newest first
+    title: str | None = None  # the news:publication name, when there is one
+    news: bool = False
+    truncated: bool = False  # the body was cut short: entries are the complete ones before the cut
+    dropped: int = 0  # <loc>s skipped: relative, not http(s), or repeated
+    warning: str | None = None  # recoverable problem (invalid XML, cut body), worth logging once
