@@ -367,8 +367,7 @@ async def _daemon_health(cfg: Config) -> dict[str, Any] | None:
 
 
 async def cmd_status(cfg: Config, as_json: bool) -> int:
-    from monitor.daemon import feed_health, poll_time
-    from monitor.pipeline import feed_display_name
+    from monitor.feeds import feed_display_name, feed_health, poll_time
     from monitor.urls import feed_key
     from storage import check_location
 

@@ -27,12 +27,13 @@ from monitor.clock import SYSTEM, Clock, wait_event
 from monitor.deliver.base import delivery_session, make_sender
 from monitor.deliver.outbox import ChannelWorker, Outbox
 from monitor.deliver.retry import RetryPolicy
+from monitor.feeds import feed_display_name, feed_health, is_due, poll_time
 from monitor.fetch import Fetcher
 from monitor.lag import LagProbe
 from monitor.logs import get_logger, redact, register_secrets, set_context
 from monitor.match import Matcher
 from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline, PollResult, feed_display_name, iso_z
+from monitor.pipeline import Pipeline, PollResult, iso_z
 from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
 from monitor.urls import feed_key
 from monitor.workers import CpuPool, PoolClosed
@@ -484,8 +485,8 @@ class Daemon:
         """What the daemon has to do: feeds, how many are due now, when the next poll is."""
         now = self.clock.now()
         states = await self.storage.list_feeds(list(self.feeds))
-        due = [s for s in states if _due(s, now)]
-        later = [poll_time(s) for s in states if not _due(s, now) and not s.disabled]
+        due = [s for s in states if is_due(s, now)]
+        later = [poll_time(s) for s in states if not is_due(s, now) and not s.disabled]
         nxt = min((t for t in later if t is not None), default=None)
         disabled = sum(1 for s in states if s.disabled)
         log.info(
@@ -655,28 +656,6 @@ class Daemon:
             alerts=report.alerts, deliveries_failed=report.alerts_failed, still_queued=remaining,
         )  # fmt: skip
         return report
-
-
-def _due(state: FeedState, now: datetime) -> bool:
-    if state.disabled:
-        return False
-    t = poll_time(state)
-    return t is None or t <= now
-
-
-def poll_time(state: FeedState) -> datetime | None:
-    """When a feed is next polled: its next poll, or later if the server asked us to wait."""
-    t = state.next_poll
-    if state.retry_after and (t is None or state.retry_after > t):
-        t = state.retry_after
-    return t
-
-
-def feed_health(state: FeedState) -> str:
-    """ok, failing or disabled: the `feedwatch_feeds{state}` and `status` classification."""
-    if state.disabled:
-        return "disabled"
-    return "failing" if state.error_count else "ok"
 
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:

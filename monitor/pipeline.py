@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
+from monitor.feeds import feed_display_name
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
 from monitor.logs import get_logger, redact
@@ -120,10 +121,6 @@ def article_document(
         feed_name=feed_name,
         feed_tags=feed_tags,
     )
-
-
-def feed_display_name(feed: FeedConfig, state: FeedState | None) -> str:
-    return feed.name or (state.title if state and state.title else None) or feed.url
 
 
 class Pipeline:
