@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -69,7 +69,7 @@ async def wait_any(
     """Wait until any of ``events`` is set or ``timeout`` seconds of ``clock`` time pass."""
     if any(e.is_set() for e in events):
         return
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
     if timeout is not None:
         waiters.append(asyncio.ensure_future(clock.sleep(timeout)))
     try:

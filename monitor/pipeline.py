@@ -11,7 +11,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from monitor.clock import SYSTEM, Clock
@@ -555,7 +555,7 @@ class Pipeline:
         identity = c.canonical or f"{state.key}#{c.guid}"
         for watchlist, matches in self.matcher.match(doc).items():
             wl = self.watchlists[watchlist]
-            payload = {
+            payload: dict[str, Any] = {
                 "type": "match",
                 "id": alert_id(watchlist, identity),
                 "watchlist": watchlist,

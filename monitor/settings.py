@@ -499,7 +499,7 @@ class Config(_Model):
     @property
     def source_doc(self) -> yamlload.Document | None:
         """The parsed YAML, for the line of a key in later checks (watchlists, storage)."""
-        return self._doc  # type: ignore[no-any-return]
+        return self._doc
 
     # -- helpers used by the daemon
     def feed_interval(self, feed: FeedConfig) -> float | Literal["auto"]:
@@ -636,11 +636,15 @@ def _pydantic_errors(exc: ValidationError) -> list[tuple[_Loc, str]]:
     return out
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _cross_reference_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
     """Duplicate names, undefined channels and feeds, read from the raw data so they are found
     together with type errors elsewhere (not only once everything else validates)."""
     errors: list[tuple[_Loc, str]] = []
-    feeds = data.get("feeds") if isinstance(data.get("feeds"), list) else []
+    feeds: list[Any] = _as_list(data.get("feeds"))
     names: dict[str, int] = {}
     urls: dict[str, int] = {}
     tags: set[str] = set()
@@ -670,8 +674,9 @@ def _cross_reference_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
                 urls[url] = i
         if isinstance(feed.get("tags"), list):
             tags.update(t for t in feed["tags"] if isinstance(t, str))
-    channels = data.get("channels") if isinstance(data.get("channels"), dict) else {}
-    watchlists = data.get("watchlists") if isinstance(data.get("watchlists"), list) else []
+    raw_channels = data.get("channels")
+    channels: dict[str, Any] = raw_channels if isinstance(raw_channels, dict) else {}
+    watchlists = _as_list(data.get("watchlists"))
     seen: dict[str, int] = {}
     for i, wl in enumerate(watchlists):
         if not isinstance(wl, dict):
@@ -687,9 +692,7 @@ def _cross_reference_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
                 )
             else:
                 seen[name] = i
-        for j, ch in enumerate(
-            wl.get("channels") or [] if isinstance(wl.get("channels"), list) else []
-        ):
+        for j, ch in enumerate(_as_list(wl.get("channels"))):
             if isinstance(ch, str) and ch not in channels:
                 known = ", ".join(channels) or "none defined"
                 errors.append(
@@ -698,7 +701,7 @@ def _cross_reference_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
                         f"undefined channel {ch!r} (channels: {known})",
                     )
                 )
-        for j, ref in enumerate(wl.get("feeds") or [] if isinstance(wl.get("feeds"), list) else []):
+        for j, ref in enumerate(_as_list(wl.get("feeds"))):
             if not isinstance(ref, str):
                 continue
             if ref.startswith("tag:"):

@@ -129,7 +129,8 @@ def parse_w3c_date(value: str | None, now: datetime) -> datetime | None:
             if not parsed:
                 return None
             try:
-                when = datetime(*parsed[:6], tzinfo=UTC)
+                year, month, day, hour, minute, second = parsed[:6]
+                when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             except (TypeError, ValueError, OverflowError):
                 return None
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -226,7 +226,7 @@ class CpuPool:
         finally:
             self._release(worker, key, healthy)
         if ok:
-            return value  # type: ignore[no-any-return]
+            return value
         raise value
 
     def close(self) -> None:
@@ -242,10 +242,10 @@ class CpuPool:
                 w.future.set_exception(PoolClosed("the worker pool is shut down"))
         workers = [*self._idle, *self._busy]
         self._idle.clear()
-        for w in workers:
-            w.kill()
-        for w in workers:
-            w.proc.join(timeout=2)
+        for worker in workers:
+            worker.kill()
+        for worker in workers:
+            worker.proc.join(timeout=2)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
 

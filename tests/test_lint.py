@@ -1,4 +1,4 @@
-"""The code stays ruff-clean (lint rules and formatting from pyproject.toml)."""
+"""The code stays ruff-clean and mypy-clean (rules and settings in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -23,4 +23,13 @@ def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
 def test_ruff(mode: str) -> None:
     args = ["check", *PATHS] if mode == "check" else ["format", "--check", *PATHS]
     res = _ruff(*args)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+def test_mypy() -> None:
+    """The daemon and storage type-check clean (settings in pyproject.toml, [tool.mypy])."""
+    pytest.importorskip("mypy")
+    res = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
