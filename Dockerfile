@@ -12,11 +12,18 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/feedwatch --create-home fee
  && chown feedwatch:feedwatch /var/lib/feedwatch
 COPY --from=build /install /usr/local
 COPY config/feedwatch.yaml /etc/feedwatch/feedwatch.yaml
+# The database goes to /var/lib/feedwatch/feedwatch.db unless the config sets storage.url.
 ENV FEEDWATCH_CONFIG=/etc/feedwatch/feedwatch.yaml \
+    FEEDWATCH_DATA_DIR=/var/lib/feedwatch \
     PYTHONUNBUFFERED=1
 USER feedwatch
 WORKDIR /var/lib/feedwatch
 VOLUME ["/var/lib/feedwatch"]
+EXPOSE 9308
+# /healthz answers 200 while the event loop runs and storage answers (needs the config's
+# `server:` block, as in the bundled config).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9308/healthz', timeout=4).status != 200)"]
 # SIGTERM finishes in-flight work and exits 0 within 10 s.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["feedwatch"]
