@@ -36,7 +36,7 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline, PollResult, iso_z
 from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
 from monitor.urls import feed_key
-from monitor.workers import CpuPool, PoolClosed
+from monitor.workers import PRELOAD, PRELOAD_PARSE, CpuPool, PoolClosed
 from storage import open_storage
 from storage.base import FeedSpec, FeedState, Storage, StorageError
 
@@ -211,7 +211,12 @@ class Daemon:
         self.storage: Storage = storage or open_storage(cfg.storage.url)
         self.feeds: dict[str, FeedConfig] = {feed_key(f.url): f for f in cfg.feeds if f.enabled}
         self.metrics = Metrics(self.daemon_id)
-        self.pool = CpuPool(cfg.extraction.workers, on_kill=self.metrics.worker_kills.inc)
+        extracts = any(cfg.feed_extract(f) for f in cfg.feeds if f.enabled)
+        self.pool = CpuPool(
+            cfg.extraction.workers,
+            on_kill=self.metrics.worker_kills.inc,
+            preload=PRELOAD if extracts else PRELOAD_PARSE,
+        )
         self.fetcher = Fetcher(cfg.fetch)
         self.matcher = matcher if matcher is not None else Matcher.build(cfg.watchlists)
         self.stats = RunStats()
@@ -245,11 +250,12 @@ class Daemon:
 
     async def _open(self) -> None:
         stack = self._stack
+        stack.callback(self.pool.close)
+        self.pool.warm()  # the fork server imports its parsers meanwhile
         await self.storage.open()
         stack.push_async_callback(self.storage.close)
         await self.storage.recover_in_flight(self.clock.now())
         await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
-        stack.callback(self.pool.close)
         await self.fetcher.__aenter__()
         stack.push_async_callback(self.fetcher.close)
         self._http = delivery_session(self.cfg.fetch)

@@ -38,7 +38,8 @@ from monitor.logs import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 
-PRELOAD = ["monitor.workers", "monitor.parse", "monitor.extract", "feedparser", "trafilatura"]
+PRELOAD_PARSE = ["monitor.workers", "monitor.parse", "feedparser"]
+PRELOAD = [*PRELOAD_PARSE, "monitor.extract", "trafilatura"]
 KILL_GRACE = 1.0  # seconds past the limit before the parent kills a task's worker
 MAX_TASKS = 500  # tasks per worker before it is replaced
 
@@ -158,6 +159,7 @@ class CpuPool:
         max_tasks: int = MAX_TASKS,
         kill_grace: float = KILL_GRACE,
         on_kill: Callable[[], None] | None = None,
+        preload: list[str] | None = None,
     ) -> None:
         self.workers = workers or default_workers()
         # One key (a host) may hold at most this many workers: half the pool, at least one.
@@ -168,7 +170,7 @@ class CpuPool:
         self._ctx = multiprocessing.get_context("forkserver")
         # The fork server imports the heavy modules once; each worker is then a cheap fork of
         # it, so replacing a killed worker costs milliseconds, not a second of imports.
-        self._ctx.set_forkserver_preload(PRELOAD)
+        self._ctx.set_forkserver_preload(PRELOAD if preload is None else preload)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._starting = 0  # workers being spawned (already promised to a caller)
@@ -248,6 +250,36 @@ class CpuPool:
             worker.proc.join(timeout=2)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def warm(self) -> None:
+        """Start one worker now, in the background, so the first task does not wait for it
+        (the fork server's imports run while the daemon opens storage and builds its matcher)."""
+        if self._closed or self.alive:
+            return
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="cpu-pool")
+        self._starting += 1
+
+        async def start() -> None:
+            assert self._threads is not None
+            try:
+                worker = await asyncio.get_running_loop().run_in_executor(
+                    self._threads, self._spawn
+                )
+            except Exception as exc:
+                log.warning("worker start failed", error=str(exc))
+                return
+            finally:
+                self._starting -= 1
+            if self._closed:
+                worker.kill()
+                return
+            self._idle.append(worker)
+            self._hand_over()
+
+        task = asyncio.ensure_future(start())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def alive(self) -> int:

@@ -22,6 +22,7 @@ async def feedwatch(*args: str, env: dict[str, str] | None = None) -> tuple[int,
     """``feedwatch ARGS...`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     saved = dict(os.environ)
+    level = logging.getLogger().level
     if env:
         os.environ.update(env)
     try:
@@ -32,6 +33,7 @@ async def feedwatch(*args: str, env: dict[str, str] | None = None) -> tuple[int,
         os.environ.update(saved)
         root = logging.getLogger()
         root.handlers[:] = [h for h in root.handlers if h.get_name() != "feedwatch"]
+        root.setLevel(level)
     return code, out.getvalue(), err.getvalue()
 
 

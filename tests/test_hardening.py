@@ -176,6 +176,14 @@ class SwitchableStorage(SQLiteStorage):
             raise StorageError("attempt to write a readonly database (injected)")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def settle(daemon: Daemon, clock: FakeClock) -> None:
     """Until no poll is in flight and the dispatcher waits on the clock again."""
     async with asyncio.timeout(30):
@@ -193,6 +201,7 @@ async def test_a_read_only_database_pauses_polling_instead_of_hammering_the_feed
         storage: {{url: {tmp_path / "fw.db"}}}
         fetch: {{allow_private_networks: true}}
         defaults: {{interval: 5s, extract: false}}
+        server: {{listen: "127.0.0.1:{free_port()}"}}
         feeds: [{{url: "{server.url("/fast.xml")}", name: Fast}}]
         """,
     )
@@ -209,6 +218,10 @@ async def test_a_read_only_database_pauses_polling_instead_of_hammering_the_feed
             clock.advance(1)
             await settle(daemon, clock)
         during = server.hits["/fast.xml"] - 1
+        # `status` shows it: the daemon's own health says storage is failing.
+        code, out, err = await feedwatch("status", "--config", str(cfg.path))
+        assert code == 3 and "daemon unhealthy: writes failing since" in err, (out, err)
+        assert "UNHEALTHY" in out
         storage.broken = False
         for _ in range(70):  # the next trial poll succeeds, then the feed's own interval rules
             clock.advance(1)
