@@ -6,24 +6,17 @@ Nothing else in feedwatch reads YAML or the environment. Every error names the k
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import math
 import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -48,192 +41,36 @@ class ConfigError(Exception):
         super().__init__("\n".join(prefix + e for e in errors))
 
 
-# --------------------------------------------------------------------------- units
+from monitor.configtypes import (  # noqa: E402 - re-exported: the rest of feedwatch imports them here
+    MAX_DURATION,
+    Digest,
+    DigestSpec,
+    Duration,
+    HttpUrl,
+    Interval,
+    Size,
+    check_http_url,
+    format_duration,
+    hide_userinfo,
+    mask_url,
+    parse_duration,
+    parse_size,
+    signing_key,
+)
+from monitor.configtypes import Model as _Model  # noqa: E402
+from monitor.deliver.apprise import AppriseChannel  # noqa: E402
+from monitor.deliver.console import ConsoleChannel  # noqa: E402
+from monitor.deliver.email import EmailChannel  # noqa: E402
+from monitor.deliver.registry import TYPE_NAMES, AnyChannel  # noqa: E402
+from monitor.deliver.slack import SlackChannel  # noqa: E402
+from monitor.deliver.webhook import WebhookChannel  # noqa: E402
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_SIZE_UNITS = {
-    "b": 1,
-    "kb": 1024,
-    "mb": 1024**2,
-    "gb": 1024**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$", re.IGNORECASE)
-
-
-def parse_duration(value: Any) -> float:
-    """``90s``, ``15m``, ``2h``, ``1d``, ``1h30m`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
-    if isinstance(value, int | float):
-        return _bounded_seconds(float(value))
-    if not isinstance(value, str):
-        raise ValueError("expected a duration such as 90s, 15m, 2h or 1d")
-    text = value.strip().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return _bounded_seconds(float(text))
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"{value!r} is not a duration (use 90s, 15m, 2h, 1d)")
-    return _bounded_seconds(total)
-
-
-MAX_DURATION = 10 * 365 * 86400.0  # ten years: longer is a typo, and overflows date arithmetic
-
-
-def _bounded_seconds(seconds: float) -> float:
-    if not math.isfinite(seconds):
-        raise ValueError("a duration must be a finite number of seconds")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    if seconds > MAX_DURATION:
-        raise ValueError("a duration cannot be longer than 10 years")
-    return seconds
-
-
-def parse_size(value: Any) -> int:
-    """``512KB``, ``5MB`` (binary multiples) or a number of bytes -> bytes."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 512KB or 5MB")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("a size must be positive")
-        return value
-    if isinstance(value, str) and (m := _SIZE_RE.match(value)):
-        n = float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
-        if n <= 0:
-            raise ValueError("a size must be positive")
-        if n > 2**40:
-            raise ValueError("a size cannot be more than 1 TB")
-        return int(n)
-    raise ValueError(f"{value!r} is not a size (use 512KB, 5MB)")
-
-
-def format_duration(seconds: float) -> str:
-    if seconds >= 86400 and seconds % 86400 == 0:
-        return f"{int(seconds // 86400)}d"
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-def _interval(value: Any) -> float | str:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    seconds = parse_duration(value)
-    if seconds < 1:
-        raise ValueError("an interval must be at least 1s")
-    return seconds
-
-
-Interval = Annotated[float | Literal["auto"], BeforeValidator(_interval)]
-
-
-@dataclass(frozen=True)
-class DigestSpec:
-    """``digest: 1h`` (every hour) or ``digest: daily at 08:00 Europe/Lisbon``."""
-
-    every: float | None = None  # seconds, for a fixed period
-    at: tuple[int, int] | None = None  # (hour, minute), for a daily digest
-    tz: str = "UTC"
-
-    def __str__(self) -> str:
-        if self.every is not None:
-            return f"every {format_duration(self.every)}"
-        assert self.at is not None
-        return f"daily at {self.at[0]:02d}:{self.at[1]:02d} {self.tz}"
-
-
-_DAILY_RE = re.compile(r"^daily\s+at\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$", re.IGNORECASE)
-
-
-def _digest(value: Any) -> DigestSpec | None:
-    if value is None or isinstance(value, DigestSpec):
-        return value
-    if isinstance(value, str) and (m := _DAILY_RE.match(value.strip())):
-        hour, minute, tz = int(m.group(1)), int(m.group(2)), m.group(3) or "UTC"
-        if hour > 23 or minute > 59:
-            raise ValueError(f"{value!r}: no such time of day")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {tz!r} (use an IANA name such as Europe/Lisbon)"
-            ) from None
-        return DigestSpec(at=(hour, minute), tz=tz)
-    seconds = parse_duration(value)
-    if seconds < 60:
-        raise ValueError("a digest period must be at least 1m")
-    return DigestSpec(every=seconds)
-
-
-Digest = Annotated[DigestSpec | None, BeforeValidator(_digest)]
-
-
-def _http_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected a URL")
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{mask_url(value)!r} is not an http(s) URL")
-    return value
-
-
-HttpUrl = Annotated[str, BeforeValidator(_http_url)]
-
-
-def hide_userinfo(url: str) -> str:
-    """A URL with any user:password@ part replaced by ***@ (the rest stays readable)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if not (parts.username or parts.password):
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
-def mask_url(url: str) -> str:
-    """A URL with credentials, path tokens and query values hidden: safe to print."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if parts.username or parts.password:
-        host = "***@" + host
-    path = parts.path
-    segments = path.split("/")
-    if len(segments) > 2:  # keep the first segment, hide tokens such as /services/T0/B0/xyz
-        path = "/".join(segments[:2]) + "/***"
-    query = "***" if parts.query else ""
-    return urlunsplit((parts.scheme, host, path, query, ""))
-
-
-# --------------------------------------------------------------------------- models
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
-    )
+__all__ = [
+    "MAX_DURATION", "AppriseChannel", "ConsoleChannel", "Digest", "DigestSpec", "Duration",
+    "EmailChannel", "HttpUrl", "Interval", "Size", "SlackChannel", "WebhookChannel",
+    "check_http_url", "format_duration", "hide_userinfo", "mask_url", "parse_duration",
+    "parse_size", "signing_key",
+]  # fmt: skip
 
 
 class StorageSettings(_Model):
@@ -369,78 +206,7 @@ class FeedConfig(_Model):
         return v.strip() if v else v
 
 
-class _ChannelBase(_Model):
-    digest: Digest = None
-    concurrency: int = Field(4, ge=1, le=256)  # deliveries in flight on this channel
-    rate: float | None = Field(None, gt=0)  # messages per second at most
-
-
-class WebhookChannel(_ChannelBase):
-    type: Literal["webhook"]
-    url: HttpUrl
-    secret: SecretStr | None = None
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    timeout: Duration = 15.0
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            signing_key(v.get_secret_value())  # raises a readable error
-        return v
-
-
-class SlackChannel(_ChannelBase):
-    type: Literal["slack"]
-    webhook_url: SecretStr
-    rate: float | None = Field(1.0, gt=0)  # Slack allows about one message per second
-    timeout: Duration = 15.0
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, v: SecretStr) -> SecretStr:
-        _http_url(v.get_secret_value())
-        return v
-
-
-class EmailChannel(_ChannelBase):
-    type: Literal["email"]
-    host: str
-    port: int | None = Field(None, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    from_: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    ca_file: Path | None = None
-    timeout: Duration = 30.0
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, v: list[str]) -> list[str]:
-        for addr in v:
-            if "@" not in addr or any(c in addr for c in "\r\n"):
-                raise ValueError(f"{addr!r} is not an email address")
-        return v
-
-
-class ConsoleChannel(_ChannelBase):
-    type: Literal["console"]
-
-
-class AppriseChannel(_ChannelBase):
-    type: Literal["apprise"]
-    url: SecretStr
-
-
-Channel = Annotated[
-    WebhookChannel | SlackChannel | EmailChannel | ConsoleChannel | AppriseChannel,
-    Field(discriminator="type"),
-]
+Channel = AnyChannel
 
 
 class PlaceSpec(_Model):
@@ -520,18 +286,6 @@ class Config(_Model):
         return self.channels[name]
 
 
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64); raw bytes otherwise."""
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret[len("whsec_") :], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("secret: the part after 'whsec_' must be base64") from None
-    if not secret:
-        raise ValueError("secret: cannot be empty")
-    return secret.encode()
-
-
 # --------------------------------------------------------------------------- loading
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -570,7 +324,7 @@ def _interpolate(
     return node
 
 
-_CHANNEL_TYPES = ("webhook", "slack", "email", "console", "apprise")
+_CHANNEL_TYPES = TYPE_NAMES
 
 # pydantic's error types in the project's own words (its own text names Python types).
 _PLAIN_MESSAGES = {
@@ -905,14 +659,10 @@ def load_config_text(
 def iter_secrets(cfg: Config) -> Iterator[str]:
     """Every secret value in the config, so log filters can redact them: declared secrets,
     passwords and user names in URLs, and every value taken from ``${VAR}``."""
+    from monitor.deliver.channel import secret_values
+
     for ch in cfg.channels.values():
-        for field in ("secret", "webhook_url", "password", "url"):
-            v = getattr(ch, field, None)
-            if isinstance(v, SecretStr) and v.get_secret_value():
-                yield v.get_secret_value()
-        for v in getattr(ch, "headers", {}).values():
-            if v.get_secret_value():
-                yield v.get_secret_value()
+        yield from secret_values(ch)
     if cfg.server is not None and cfg.server.token is not None:
         yield cfg.server.token.get_secret_value()
     for url in [*(f.url for f in cfg.feeds), cfg.storage.url]:

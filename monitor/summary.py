@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from monitor.settings import (
-    AppriseChannel,
     Config,
-    ConsoleChannel,
-    EmailChannel,
-    SlackChannel,
-    WebhookChannel,
     format_duration,
     hide_userinfo,
     mask_url,
@@ -29,22 +24,9 @@ def _interval(v: float | str) -> str:
 
 
 def _channel(name: str, ch: object) -> str:
-    if isinstance(ch, WebhookChannel):
-        signed = "signed" if ch.secret else "UNSIGNED (no secret)"
-        extra = f", headers: {', '.join(ch.headers)}" if ch.headers else ""
-        desc = f"webhook -> {mask_url(ch.url)} ({signed}{extra})"
-    elif isinstance(ch, SlackChannel):
-        desc = f"slack -> {mask_url(ch.webhook_url.get_secret_value())}"
-    elif isinstance(ch, EmailChannel):
-        auth = f", user {ch.username}, password ***" if ch.username else ""
-        desc = f"email via {ch.host}:{ch.effective_port} ({ch.security}{auth}) from {ch.from_} to {', '.join(ch.to)}"
-    elif isinstance(ch, ConsoleChannel):
-        desc = "console (standard output)"
-    elif isinstance(ch, AppriseChannel):
-        scheme = ch.url.get_secret_value().split("://", 1)[0]
-        desc = f"apprise -> {scheme}://***"
-    else:  # pragma: no cover
-        desc = type(ch).__name__
+    from monitor.deliver.registry import channel_type
+
+    desc = channel_type(ch).describe(ch)
     digest = getattr(ch, "digest", None)
     if digest is not None:
         desc += f", digest {digest}"

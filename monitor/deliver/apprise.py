@@ -17,11 +17,13 @@ import asyncio
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from pydantic import SecretStr
+
 from monitor.deliver.base import SendResult, delivered, fail, retry
-from monitor.deliver.guard import destination_refusal
+from monitor.deliver.channel import ChannelConfig, ChannelType, SenderContext
 from monitor.deliver.render import (
     AlertView,
     clip,
@@ -33,10 +35,13 @@ from monitor.deliver.render import (
 )
 from monitor.logs import get_logger
 
-if TYPE_CHECKING:
-    from monitor.settings import AppriseChannel
-
 log = get_logger(__name__)
+
+
+class AppriseChannel(ChannelConfig):
+    type: Literal["apprise"]
+    url: SecretStr
+
 
 MAX_BODY = 4000  # most chat services cut far below their hard limits; keep messages readable
 # Schemas whose host part is a server we connect to (so allow_private_networks applies).
@@ -147,6 +152,8 @@ class AppriseSender:
         return False, f"{names}: {detail}" if names and detail else (detail or names)
 
     async def _refusal(self) -> str | None:
+        from monitor.deliver.guard import destination_refusal
+
         parts = urlsplit(self._url)
         schema = parts.scheme.lower()
         host = parts.hostname
@@ -187,3 +194,15 @@ class AppriseSender:
             "apprise: notification failed"
             + (f" ({scrub(detail, self._secrets, 200)})" if detail else "")
         )
+
+
+def _describe(ch: AppriseChannel) -> str:
+    scheme = ch.url.get_secret_value().split("://", 1)[0]
+    return f"apprise -> {scheme}://***"
+
+
+def _sender(name: str, ch: AppriseChannel, ctx: SenderContext) -> AppriseSender:
+    return AppriseSender(name, ch, allow_private_networks=ctx.allow_private_networks)
+
+
+CHANNEL = ChannelType("apprise", AppriseChannel, _sender, _describe)

@@ -70,30 +70,13 @@ def make_sender(
     *,
     allow_private_networks: bool,
 ) -> Sender:
-    """The sender for one configured channel (a model from ``monitor.settings``).
+    """The sender for one configured channel (its type's entry in ``deliver/registry.py``).
 
     Building a sender does no I/O; problems such as an unreadable ``ca_file`` or an apprise URL
     it does not know surface as a permanent ``SendResult`` on the first send.
     """
-    kind = getattr(channel, "type", None)
-    if kind == "webhook":
-        from monitor.deliver.webhook import WebhookSender
+    from monitor.deliver.channel import SenderContext
+    from monitor.deliver.registry import channel_type
 
-        return WebhookSender(name, channel, session, allow_private_networks=allow_private_networks)
-    if kind == "slack":
-        from monitor.deliver.slack import SlackSender
-
-        return SlackSender(name, channel, session, allow_private_networks=allow_private_networks)
-    if kind == "email":
-        from monitor.deliver.email import EmailSender
-
-        return EmailSender(name, channel, allow_private_networks=allow_private_networks)
-    if kind == "console":
-        from monitor.deliver.console import ConsoleSender
-
-        return ConsoleSender(name)
-    if kind == "apprise":
-        from monitor.deliver.apprise import AppriseSender
-
-        return AppriseSender(name, channel, allow_private_networks=allow_private_networks)
-    raise ValueError(f"channel {name!r}: unknown channel type {kind!r}")
+    ctx = SenderContext(session=session, allow_private_networks=allow_private_networks)
+    return channel_type(channel).sender(name, channel, ctx)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from monitor.deliver.base import SendResult, delivered, retry
+from monitor.deliver.channel import ChannelConfig, ChannelType, SenderContext
 from monitor.deliver.render import AlertView, group_by_watchlist, plural, split_highlight, view
 
 _BOLD, _DIM, _CYAN, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[36m", "\x1b[0m"
+
+
+class ConsoleChannel(ChannelConfig):
+    type: Literal["console"]
 
 
 class _Style:
@@ -102,3 +107,10 @@ class ConsoleSender:
         except (OSError, ValueError) as exc:  # closed or broken stdout
             return retry(f"cannot write to the console: {exc}")
         return delivered()
+
+
+def _sender(name: str, ch: ConsoleChannel, ctx: SenderContext) -> ConsoleSender:
+    return ConsoleSender(name)
+
+
+CHANNEL = ChannelType("console", ConsoleChannel, _sender, lambda ch: "console (standard output)")

@@ -20,12 +20,14 @@ import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-import aiosmtplib
+from pydantic import Field, SecretStr, field_validator
 
+from monitor.configtypes import Duration
 from monitor.deliver.base import SendResult, delivered, fail, retry
-from monitor.deliver.guard import destination_refusal
+from monitor.deliver.channel import ChannelConfig, ChannelType, SenderContext
 from monitor.deliver.render import (
     AlertView,
     clean_line,
@@ -38,7 +40,33 @@ from monitor.deliver.render import (
 )
 
 if TYPE_CHECKING:
-    from monitor.settings import EmailChannel
+    pass
+
+
+class EmailChannel(ChannelConfig):
+    type: Literal["email"]
+    host: str
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    ca_file: Path | None = None
+    timeout: Duration = 30.0
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.security]
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: list[str]) -> list[str]:
+        for addr in v:
+            if "@" not in addr or any(c in addr for c in "\r\n"):
+                raise ValueError(f"{addr!r} is not an email address")
+        return v
+
 
 SUBJECT_PREFIX = "[feedwatch]"
 _MAX_SUBJECT = 200
@@ -192,6 +220,10 @@ class EmailSender:
                 tls = await asyncio.to_thread(self._tls_context)
             except (OSError, ssl.SSLError) as exc:
                 return fail(f"ca_file {ch.ca_file}: cannot load CA certificates ({exc})")
+        import aiosmtplib  # here, not at import: reading a config stays cheap
+
+        from monitor.deliver.guard import destination_refusal
+
         port = ch.effective_port
         try:
             refusal = await destination_refusal(
@@ -263,3 +295,18 @@ class EmailSender:
         if codes and all(400 <= c < 500 for c in codes):
             return retry(text, codes[0])
         return fail(text, codes[0] if codes else None)
+
+
+def _describe(ch: EmailChannel) -> str:
+    auth = f", user {ch.username}, password ***" if ch.username else ""
+    return (
+        f"email via {ch.host}:{ch.effective_port} ({ch.security}{auth}) "
+        f"from {ch.from_} to {', '.join(ch.to)}"
+    )
+
+
+def _sender(name: str, ch: EmailChannel, ctx: SenderContext) -> EmailSender:
+    return EmailSender(name, ch, allow_private_networks=ctx.allow_private_networks)
+
+
+CHANNEL = ChannelType("email", EmailChannel, _sender, _describe)

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from monitor import __version__
+from monitor.configtypes import mask_url
 from monitor.deliver.base import SendResult, delivered, fail, retry
 from monitor.deliver.guard import destination_refusal
 from monitor.deliver.render import clean_line, scrub
 from monitor.deliver.retry import classify_status
 from monitor.retry_after import parse_retry_after
-from monitor.settings import mask_url
 
 log = logging.getLogger(__name__)
 

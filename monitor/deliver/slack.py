@@ -13,10 +13,13 @@ alerts by watchlist and ends with "…and N more" when it does not fit.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field, SecretStr, field_validator
+
+from monitor.configtypes import Duration, check_http_url, mask_url
 from monitor.deliver.base import SendResult, fail
-from monitor.deliver.httppost import USER_AGENT, post_json
+from monitor.deliver.channel import ChannelConfig, ChannelType, SenderContext
 from monitor.deliver.render import (
     AlertView,
     clip,
@@ -29,7 +32,19 @@ from monitor.deliver.render import (
 if TYPE_CHECKING:
     import aiohttp
 
-    from monitor.settings import SlackChannel
+
+class SlackChannel(ChannelConfig):
+    type: Literal["slack"]
+    webhook_url: SecretStr
+    rate: float | None = Field(1.0, gt=0)  # Slack allows about one message per second
+    timeout: Duration = 15.0
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        check_http_url(v.get_secret_value())
+        return v
+
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -193,6 +208,8 @@ class SlackSender:
         self.allow_private_networks = allow_private_networks
 
     async def send(self, alerts: list[dict[str, Any]]) -> SendResult:
+        from monitor.deliver.httppost import USER_AGENT, post_json
+
         if not alerts:
             return fail("nothing to send: no alerts given")
         body = json.dumps(build_message(alerts), ensure_ascii=False, separators=(",", ":"))
@@ -205,3 +222,14 @@ class SlackSender:
             allow_private_networks=self.allow_private_networks,
         )
         return outcome.result
+
+
+def _describe(ch: SlackChannel) -> str:
+    return f"slack -> {mask_url(ch.webhook_url.get_secret_value())}"
+
+
+def _sender(name: str, ch: SlackChannel, ctx: SenderContext) -> SlackSender:
+    return SlackSender(name, ch, ctx.session, allow_private_networks=ctx.allow_private_networks)
+
+
+CHANNEL = ChannelType("slack", SlackChannel, _sender, _describe)

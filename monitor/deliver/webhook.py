@@ -18,17 +18,32 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field, SecretStr, field_validator
+
+from monitor.configtypes import Duration, HttpUrl, mask_url, signing_key
 from monitor.deliver.base import SendResult, fail
-from monitor.deliver.httppost import USER_AGENT, post_json
+from monitor.deliver.channel import ChannelConfig, ChannelType, SenderContext
 from monitor.deliver.render import digest_id
-from monitor.settings import signing_key
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from monitor.settings import WebhookChannel
+
+class WebhookChannel(ChannelConfig):
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout: Duration = 15.0
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            signing_key(v.get_secret_value())  # raises a readable error
+        return v
 
 
 def encode_body(alerts: list[dict[str, Any]]) -> tuple[str, bytes]:
@@ -74,6 +89,8 @@ class WebhookSender:
             self._secrets.append(channel.secret.get_secret_value())
 
     async def send(self, alerts: list[dict[str, Any]]) -> SendResult:
+        from monitor.deliver.httppost import USER_AGENT, post_json
+
         if not alerts:
             return fail("nothing to send: no alerts given")
         try:
@@ -108,3 +125,16 @@ class WebhookSender:
             secrets=self._secrets,
         )
         return outcome.result
+
+
+def _describe(ch: WebhookChannel) -> str:
+    signed = "signed" if ch.secret else "UNSIGNED (no secret)"
+    extra = f", headers: {', '.join(ch.headers)}" if ch.headers else ""
+    return f"webhook -> {mask_url(ch.url)} ({signed}{extra})"
+
+
+def _sender(name: str, ch: WebhookChannel, ctx: SenderContext) -> WebhookSender:
+    return WebhookSender(name, ch, ctx.session, allow_private_networks=ctx.allow_private_networks)
+
+
+CHANNEL = ChannelType("webhook", WebhookChannel, _sender, _describe)
