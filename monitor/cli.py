@@ -637,27 +637,9 @@ async def _alerts_retry(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def sample_payload(channel: str) -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "type": "match",
-        "id": f"msg_test_{os.urandom(8).hex()}",
-        "watchlist": "feedwatch-test",
-        "article": {
-            "url": "https://example.org/feedwatch-test-alert",
-            "title": "Test alert from feedwatch",
-            "published": now,
-            "feed": "feedwatch",
-            "summary": f"If you can read this, the channel {channel!r} works.",
-        },
-        "matches": [
-            {
-                "kind": "keyword",
-                "term": "test*",
-                "text": "test",
-                "snippet": f"This is a test alert sent by `feedwatch test-alert {channel}`.",
-            }
-        ],
-    }
+    from monitor.alert import sample_alert
+
+    return sample_alert(channel, datetime.now(UTC), os.urandom(8).hex()).to_json()
 
 
 async def cmd_test_alert(cfg: Config, channel: str) -> int:

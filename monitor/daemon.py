@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor.alert import iso_z
 from monitor.clock import SYSTEM, Clock, wait_event
 from monitor.deliver.base import delivery_session, make_sender
 from monitor.deliver.outbox import ChannelWorker, Outbox
@@ -33,7 +34,7 @@ from monitor.lag import LagProbe
 from monitor.logs import get_logger, redact, register_secrets, set_context
 from monitor.match import Matcher
 from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline, PollResult, iso_z
+from monitor.pipeline import Pipeline, PollResult
 from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
 from monitor.urls import feed_key
 from monitor.workers import PRELOAD, PRELOAD_PARSE, CpuPool, PoolClosed

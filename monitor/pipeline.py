@@ -10,16 +10,17 @@ import asyncio
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from monitor.alert import AlertPayload, ArticleInfo, MatchInfo, alert_id, iso_z
 from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
 from monitor.feeds import feed_display_name
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
-from monitor.logs import get_logger, redact
+from monitor.logs import get_logger
 from monitor.match import Document, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
 from monitor.parse import parse_feed
@@ -49,7 +50,6 @@ PARSE_TIME_LIMIT = 60.0
 TITLE_MAX = 500
 SUMMARY_MAX = 10_000
 BODY_MAX = 500_000
-PAYLOAD_SUMMARY_MAX = 1_000
 SLOW_PAGE_STRIKES = 2  # a page whose extraction timed out this often is not extracted again
 
 
@@ -95,18 +95,6 @@ class RecentSet:
 
     def __contains__(self, item: object) -> bool:
         return item in self._items
-
-
-def alert_id(watchlist: str, article_identity: str) -> str:
-    """Stable per (watchlist, article): it is the webhook-id receivers deduplicate on."""
-    digest = hashlib.sha256(f"{watchlist}\x00{article_identity}".encode()).hexdigest()
-    return f"msg_{digest[:32]}"
-
-
-def iso_z(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def article_document(
@@ -555,24 +543,17 @@ class Pipeline:
         identity = c.canonical or f"{state.key}#{c.guid}"
         for watchlist, matches in self.matcher.match(doc).items():
             wl = self.watchlists[watchlist]
-            payload: dict[str, Any] = {
-                "type": "match",
-                "id": alert_id(watchlist, identity),
-                "watchlist": watchlist,
-                "article": {
-                    "url": e.url,
-                    "title": e.title,
-                    "published": iso_z(published),
-                    "feed": redact(name[:TITLE_MAX]),
-                    "summary": _clip(e.summary, PAYLOAD_SUMMARY_MAX),
-                },
-                "matches": [_scrubbed(m.to_payload()) for m in matches],
-            }
+            payload = AlertPayload(
+                id=alert_id(watchlist, identity),
+                watchlist=watchlist,
+                article=ArticleInfo(e.url, e.title, published, name, e.summary),
+                matches=tuple(MatchInfo(**m.to_payload()) for m in matches),
+            )
             article.alerts.append(
                 NewAlert(
-                    id=payload["id"],
+                    id=payload.id,
                     watchlist=watchlist,
-                    payload=payload,
+                    payload=payload.to_json(),
                     channels=list(wl.channels),
                     not_before=self.not_before(wl.channels, wl.digest, now),
                 )
@@ -589,13 +570,6 @@ class Pipeline:
             if spec is not None:
                 out[ch] = period_end(spec, now)
         return out
-
-
-def _scrubbed(match: dict[str, str]) -> dict[str, str]:
-    """A match as sent: its configured term may have come from ${VAR}, so it is masked like
-    any secret (the text found in the article is the article's own)."""
-    match["term"] = redact(match["term"])
-    return match
 
 
 def _clip(text: str, limit: int) -> str:
