@@ -138,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     en = sub.add_parser("enable", parents=[common], help="re-enable a feed disabled after 410 Gone")
     en.add_argument("feed", help="the feed's name or URL")
 
+    ad = sub.add_parser(
+        "add",
+        parents=[common],
+        help="what can be watched at a URL (feeds, sitemaps, article links); config to paste",
+    )
+    ad.add_argument("url", help="a site's home or section page, a feed or a sitemap")
+
     ta = sub.add_parser(
         "test-alert",
         parents=[common],
@@ -231,6 +238,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from monitor.demo import run_demo
 
         return await run_demo(keep=Path(args.keep) if args.keep else None)
+    if cmd == "add":
+        return await cmd_add(args)
     cfg = _load(args)
     if cmd == "check":
         return await cmd_check(cfg)
@@ -496,6 +505,24 @@ def _print_feed(r: dict[str, Any], now: datetime) -> None:
         print(f"    next poll:  {_ago(r['_due'], now) if r['_due'] else 'now'}")
     if r["error_count"]:
         print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
+
+
+# ---------------------------------------------------------------------- add
+
+
+async def cmd_add(args: argparse.Namespace) -> int:
+    """Look at a URL; the config, when there is one, gives the fetch settings (SSRF guard...)."""
+    from monitor.discover import discover, render_report
+    from monitor.settings import FetchSettings, resolve_config_path
+
+    settings = FetchSettings()
+    if args.config or resolve_config_path(None).exists():
+        settings = _load(args).fetch
+    found = await discover(args.url, settings)
+    print(_redact(render_report(found)), end="")
+    if not found.proposed:
+        return attention(found.error or f"nothing to watch found at {args.url}")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- enable

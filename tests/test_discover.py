@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
@@ -190,3 +191,26 @@ async def test_both_sources_name_a_new_article_by_the_same_canonical_url(site: N
     assert from_page[0].title == from_sitemap[0].title == art.title
     assert canonical_url(from_page[0].url or "") == canonical_url(from_sitemap[0].url or "")
     assert canonical_url(from_page[0].url or "") == canonical_url(site.url(art.path))
+
+
+async def test_feedwatch_add_prints_entries_to_paste_or_exits_3(
+    site: NewsSite, tmp_path: Path
+) -> None:
+    from tests.harness import feedwatch
+
+    cfg = tmp_path / "feedwatch.yaml"
+    cfg.write_text("fetch: {allow_private_networks: true}\n")
+    code, out, err = await feedwatch("add", site.url("/"), "--config", str(cfg))
+    assert code == 0, err
+    assert "Paste under `feeds:`" in out and "type: sitemap" in out
+    assert site.url("/news-sitemap.xml") in out
+    code, out, err = await feedwatch("add", site.url("/no-such-page"), "--config", str(cfg))
+    assert code == 3 and err.startswith("feedwatch: ")
+    # The config's fetch settings apply: without allow_private_networks, the SSRF guard
+    # refuses a loopback address.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("fetch: {allow_private_networks: false}\n")
+    code, out, err = await feedwatch("add", site.url("/"), "--config", str(strict))
+    assert code == 3 and "Paste under" not in out
+    code, out, err = await feedwatch("add", site.url("/"), "--config", str(tmp_path / "no.yaml"))
+    assert code == 2 and "config file not found" in err
