@@ -10,10 +10,11 @@ import asyncio
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from monitor import decide
 from monitor.alert import AlertPayload, ArticleInfo, MatchInfo, alert_id, iso_z
 from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
@@ -22,19 +23,10 @@ from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
 from monitor.logs import get_logger
 from monitor.match import Document, Matcher
-from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, ParsedFeed
-from monitor.parse import parse_feed
-from monitor.schedule import (
-    IntervalPolicy,
-    after,
-    base_interval,
-    error_backoff,
-    jittered,
-    learn_rate,
-    learned_interval,
-    period_end,
-)
+from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, NotASitemap
+from monitor.schedule import IntervalPolicy, period_end
 from monitor.settings import Config, DigestSpec, FeedConfig
+from monitor.sources import PARSE_TIME_LIMIT, READERS, ReadContext
 from monitor.urls import canonical_url, strip_userinfo, with_credentials
 from monitor.workers import CpuPool, PoolClosed, TaskTimeout, WorkerCrashed
 from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
@@ -44,7 +36,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-PARSE_TIME_LIMIT = 60.0
 # What one item may weigh, stored and sent: a hostile feed's 1 MB title must not reach a
 # receiver, nor a 50 MB summary the database.
 TITLE_MAX = 500
@@ -77,6 +68,7 @@ class _Candidate:
     page_published: datetime | None = None
     language: str | None = None
     author: str | None = None
+    page_title: str | None = None  # the page's own title (sitemap items may have none)
     page_key: str | None = None  # set when this candidate started the shared page fetch
     stored_elsewhere: bool = False  # another feed stored this story meanwhile
 
@@ -189,11 +181,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------ one poll
     async def poll(self, feed: FeedConfig, state: FeedState) -> PollResult:
+        """Fetch the source, read its items, store the new ones with their alerts, and record
+        what `decide` makes of the outcome. Storage errors propagate (the daemon pauses)."""
         started = self.clock.monotonic()
         now = self.clock.now()
         name = feed_display_name(feed, state)
         policy = self._policy(feed)
-        interval = base_interval(policy, state.interval, state.ttl)
+        reader = READERS[feed.type]
         try:
             # The stored URL never holds credentials; the config's are added back for this
             # feed's own host only (a feed moved to another host gets none).
@@ -201,55 +195,71 @@ class Pipeline:
                 with_credentials(state.url, feed.url),
                 etag=state.etag,
                 last_modified=state.last_modified,
+                accept=reader.accept,
+                truncate=reader.truncate,
             )
         except FetchError as exc:
-            return await self._record_failure(feed, state, name, exc, now, interval, started)
+            return await self._record_failure(feed, state, name, exc, now, started)
         self._observe("feed", resp)
         resp.url = strip_userinfo(resp.url)
-        if resp.permanent_url:
-            resp.permanent_url = strip_userinfo(resp.permanent_url)
+        moved = strip_userinfo(resp.permanent_url) if resp.permanent_url else None
+        if moved and moved != state.url:
+            log.info("feed moved permanently", feed=name, old_url=state.url, url=moved)
+        else:
+            moved = None
 
-        update = FeedUpdate(
-            last_poll=now, next_poll=after(now, jittered(interval)), http_status=resp.status
-        )
-        if resp.permanent_url and resp.permanent_url != state.url:
-            log.info("feed moved permanently", feed=name, old_url=state.url, url=resp.permanent_url)
-            update.url = resp.permanent_url
+        async def unchanged(
+            status: int, outcome: str, update: FeedUpdate | None = None
+        ) -> PollResult:
+            update = update or decide.after_success(
+                state, policy, now, decide.Success(status, unchanged=True)
+            )
+            if moved:
+                update.url = moved
+            await self._updates.submit((state.id, update))
+            log.info("feed polled", feed=name, status=status, unchanged=True, new=0)
+            return PollResult(name, outcome, seconds=self.clock.monotonic() - started)
+
         if resp.not_modified:
-            self._learn(update, state, policy, now, 0, [], state.ttl)
-            await self._updates.submit((state.id, update))
-            log.info("feed polled", feed=name, status=304, new=0)
-            return PollResult(name, "not_modified", seconds=self.clock.monotonic() - started)
-
-        body_hash = hashlib.sha256(resp.body).hexdigest()
-        update.etag = resp.headers.get("etag")
-        update.last_modified = resp.headers.get("last-modified")
-        update.body_hash = body_hash
-        if body_hash == state.body_hash:
-            self._learn(update, state, policy, now, 0, [], state.ttl)
-            await self._updates.submit((state.id, update))
-            log.info("feed polled", feed=name, status=resp.status, unchanged=True, new=0)
-            return PollResult(name, "unchanged", seconds=self.clock.monotonic() - started)
-
+            return await unchanged(304, "not_modified")
+        quick = reader.quick_digest(resp)
+        if quick is not None and quick == state.body_hash:
+            return await unchanged(resp.status, "unchanged", self._validators(
+                decide.after_success(state, policy, now, decide.Success(resp.status, unchanged=True)),
+                resp, quick,
+            ))  # fmt: skip
+        ctx = ReadContext(feed, self.pool, self.fetcher, now, state.last_success)
         try:
-            parsed = await self._parse(resp)
+            read = await reader.read(resp, ctx)
         except PoolClosed:
             raise  # shutting down: this poll is not recorded and the next process redoes it
         except Exception as exc:
-            err = _parse_error_text(exc)
+            err = _parse_error_text(exc, feed.type)
             fail = FetchError("parse", err, url=resp.url, status=resp.status)
-            return await self._record_failure(feed, state, name, fail, now, interval, started)
-        if parsed.warning:
-            log.warning("feed parsed with problems", feed=name, warning=parsed.warning)
-
-        if not feed.name and parsed.title:
-            name = parsed.title  # the feed's own title, known from its first successful poll
-        result = await self._ingest(feed, state, name, parsed, now)
-        dates = [e.published for e in parsed.entries if e.published]
-        self._learn(update, state, policy, now, result.new, dates, parsed.ttl)
-        if parsed.title and parsed.title != state.title:
-            update.title = parsed.title
-        update.ttl = parsed.ttl
+            return await self._record_failure(feed, state, name, fail, now, started)
+        for extra in ctx.extra_fetches:
+            self._observe("feed", extra)
+        if read.warning:
+            log.warning("feed parsed with problems", feed=name, warning=read.warning)
+        if quick is None and read.digest is not None and read.digest == state.body_hash:
+            # A page whose article links did not change (only its chrome did): nothing to do.
+            return await unchanged(resp.status, "unchanged", self._validators(
+                decide.after_success(state, policy, now, decide.Success(resp.status, unchanged=True)),
+                resp, read.digest,
+            ))  # fmt: skip
+        if not feed.name and read.title:
+            name = read.title  # the source's own title, known from its first successful poll
+        result = await self._ingest(feed, state, name, read.entries, now)
+        dates = [e.published for e in read.entries if e.published]
+        update = decide.after_success(
+            state, policy, now, decide.Success(resp.status, result.new, dates, read.ttl)
+        )
+        self._validators(update, resp, read.digest)
+        if moved:
+            update.url = moved
+        if read.title and read.title != state.title:
+            update.title = read.title
+        update.ttl = read.ttl
         await self._updates.submit((state.id, update))
         result.seconds = self.clock.monotonic() - started
         log.info(
@@ -260,38 +270,13 @@ class Pipeline:
         )  # fmt: skip
         return result
 
-    def _learn(
-        self,
-        update: FeedUpdate,
-        state: FeedState,
-        policy: IntervalPolicy,
-        now: datetime,
-        new_items: int,
-        dates: list[datetime],
-        ttl: float | None,
-    ) -> None:
-        """Fold this successful poll into the publishing-rate estimate (`status`, `interval: auto`).
-
-        Every success counts, 304s included: quiet polls pull the estimate down as surely as
-        new items push it up.
-        """
-        since = (now - state.last_success).total_seconds() if state.last_success else None
-        rate = learn_rate(state.items_per_day, new_items, since, dates)
-        update.items_per_day = rate
-        if policy.interval == "auto":
-            learned = learned_interval(rate)
-            update.interval = learned
-            update.next_poll = after(now, jittered(base_interval(policy, learned, ttl)))
-
-    async def _parse(self, resp: FetchResponse) -> ParsedFeed:
-        return await self.pool.run(
-            PARSE_TIME_LIMIT,
-            parse_feed,
-            resp.body,
-            resp.url,
-            resp.content_type,
-            key=urlsplit(resp.url).hostname,
-        )
+    @staticmethod
+    def _validators(update: FeedUpdate, resp: FetchResponse, digest: str | None) -> FeedUpdate:
+        """What lets the next poll be cheap: the server's validators and our own digest."""
+        update.etag = resp.headers.get("etag")
+        update.last_modified = resp.headers.get("last-modified")
+        update.body_hash = digest
+        return update
 
     def _observe(self, kind: str, resp: FetchResponse) -> None:
         if self.metrics is not None and not resp.not_modified:
@@ -301,13 +286,16 @@ class Pipeline:
     async def record_crash(
         self, feed: FeedConfig, state: FeedState, exc: BaseException
     ) -> PollResult:
-        """A bug or storage error during a poll still backs the feed off, so it is not retried
-        in a tight loop; the error is visible in `status`."""
-        now = self.clock.now()
-        interval = base_interval(self._policy(feed), state.interval, state.ttl)
+        """A bug during a poll still backs the feed off, so it is not retried in a tight loop;
+        the error is visible in `status`."""
         err = FetchError("internal", f"internal error: {type(exc).__name__}: {exc}", url=state.url)
         return await self._record_failure(
-            feed, state, feed_display_name(feed, state), err, now, interval, self.clock.monotonic()
+            feed,
+            state,
+            feed_display_name(feed, state),
+            err,
+            self.clock.now(),
+            self.clock.monotonic(),
         )
 
     async def _record_failure(
@@ -317,42 +305,28 @@ class Pipeline:
         name: str,
         exc: FetchError,
         now: datetime,
-        interval: float,
         started: float,
     ) -> PollResult:
-        errors = state.error_count + 1
-        update = FeedUpdate(
-            last_poll=now, next_poll=after(now, jittered(error_backoff(interval, errors)))
-        )
-        update.http_status = exc.status
-        update.ok = False
-        update.error = str(exc)
-        if exc.kind == "gone":
-            update.disabled = "410 Gone: the server says this feed was removed"
+        update = decide.after_failure(state, self._policy(feed), now, exc)
+        if update.disabled is not ...:
             log.error("feed disabled", feed=name, url=state.url, reason=update.disabled)
-        elif exc.kind == "rate_limited" and exc.retry_after is not None:
-            # The server named a time: nobody (not even `run --once`) asks before it, but a
-            # week at most, whatever it says. Without Retry-After a 429/503 is a plain backoff.
-            wait = min(max(exc.retry_after, 1.0), 7 * 86400)
-            update.retry_after = after(now, wait)
-            update.next_poll = max(update.next_poll, update.retry_after)
         log.warning(
             "feed failed",
-            feed=name, url=state.url, kind=exc.kind, errors=errors,
+            feed=name, url=state.url, kind=exc.kind, errors=state.error_count + 1,
             next_poll=iso_z(update.next_poll), error=str(exc),
         )  # fmt: skip
         await self._updates.submit((state.id, update))
         return PollResult(name, "error", error=str(exc), seconds=self.clock.monotonic() - started)
 
-    # ------------------------------------------------------------------ entries -> articles
+    # ------------------------------------------------------------------ items -> articles
     async def _ingest(
-        self, feed: FeedConfig, state: FeedState, name: str, parsed: ParsedFeed, now: datetime
+        self, feed: FeedConfig, state: FeedState, name: str, entries: list[Entry], now: datetime
     ) -> PollResult:
-        result = PollResult(name, "ok", entries=len(parsed.entries))
+        result = PollResult(name, "ok", entries=len(entries))
         candidates: list[_Candidate] = []
         seen_guid: set[str] = set()
         seen_url: set[str] = set()
-        for entry in parsed.entries:
+        for entry in entries:
             _bound(entry)
             canon = canonical_url(entry.url) if entry.url else None
             guid = entry.guid or None
@@ -374,34 +348,28 @@ class Pipeline:
             [c.guid for c in candidates if c.guid],
             [c.canonical for c in candidates if c.canonical],
         )
-        fresh = [
-            c
-            for c in candidates
-            if not (c.guid and c.guid in known_guids)
-            and not (c.canonical and c.canonical in known_urls)
-        ]
+        items = [decide.Item(c.guid, c.canonical, c.entry.published) for c in candidates]
+        fresh = [candidates[i] for i in decide.fresh(items, known_guids, known_urls)]
         if not fresh:
             return result
+        max_age = self.cfg.feed_max_age(feed)
         try:
-            max_age = timedelta(seconds=self.cfg.feed_max_age(feed))
             if self.cfg.feed_extract(feed):
-                # Items the feed dates past max_age can never alert: their pages are not worth
-                # fetching (a new feed with a years-long backlog would cost thousands of pages).
-                recent = []
-                for c in fresh:
-                    if c.entry.published is not None and now - c.entry.published > max_age:
-                        c.body = c.entry.summary
-                        c.extract_error = "not extracted: older than max_age"
-                    else:
-                        recent.append(c)
-                # Bounded work per poll: a feed of 20,000 new items costs at most this many
-                # page fetches now; the others keep the feed's summary (counted, and logged).
                 cap = self.cfg.feed_max_pages(feed)
-                for c in recent[cap:]:
-                    c.body = c.entry.summary
-                    c.extract_error = f"not extracted: over max_pages_per_poll ({cap})"
-                result.pages_capped = max(0, len(recent) - cap)
-                await asyncio.gather(*(self._extract(c) for c in recent[:cap]))
+                plan = decide.plan_pages(
+                    [decide.Item(c.guid, c.canonical, c.entry.published) for c in fresh],
+                    now,
+                    max_age,
+                    cap,
+                )
+                for i in plan.too_old:
+                    fresh[i].body = fresh[i].entry.summary
+                    fresh[i].extract_error = "not extracted: older than max_age"
+                for i in plan.capped:
+                    fresh[i].body = fresh[i].entry.summary
+                    fresh[i].extract_error = f"not extracted: over max_pages_per_poll ({cap})"
+                result.pages_capped = len(plan.capped)
+                await asyncio.gather(*(self._extract(fresh[i]) for i in plan.extract))
             fresh = [c for c in fresh if not c.stored_elsewhere]
             articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
             ids = await self._articles.submit(articles)
@@ -449,6 +417,7 @@ class Pipeline:
             cand.page_published = ex.published
             cand.language = ex.language
             cand.author = ex.author
+            cand.page_title = ex.title
             return
         cand.extract_error = error
         log.info("extract fallback", url=url, reason=error)
@@ -516,19 +485,18 @@ class Pipeline:
         name: str,
         c: _Candidate,
         now: datetime,
-        max_age: timedelta,
+        max_age: float,
     ) -> NewArticle:
         e = c.entry
+        title = e.title or (c.page_title or "")[:TITLE_MAX] or (e.url or "")
         published = e.published or c.page_published
-        # Stamped in the future by a sloppy feed? Treat as now for the age check; keep the claim.
-        age_ref = min(published, now) if published else None
-        too_old = age_ref is not None and now - age_ref > max_age
+        too_old = decide.too_old(published, now, max_age)
         article = NewArticle(
             feed_id=state.id,
             guid=c.guid,
             url=e.url,
             canonical_url=c.canonical,
-            title=e.title,
+            title=title,
             summary=e.summary,
             body=c.body,
             author=e.author or c.author,
@@ -539,14 +507,14 @@ class Pipeline:
         )
         if too_old:
             return article
-        doc = article_document(e.title, e.summary, c.body, name, tuple(feed.tags))
+        doc = article_document(title, e.summary, c.body, name, tuple(feed.tags))
         identity = c.canonical or f"{state.key}#{c.guid}"
         for watchlist, matches in self.matcher.match(doc).items():
             wl = self.watchlists[watchlist]
             payload = AlertPayload(
                 id=alert_id(watchlist, identity),
                 watchlist=watchlist,
-                article=ArticleInfo(e.url, e.title, published, name, e.summary),
+                article=ArticleInfo(e.url, title, published, name, e.summary),
                 matches=tuple(MatchInfo(**m.to_payload()) for m in matches),
             )
             article.alerts.append(
@@ -597,11 +565,13 @@ def _is_page(content_type: str, body: bytes) -> bool:
     return body.lstrip()[:1] == b"<"
 
 
-def _parse_error_text(exc: BaseException) -> str:
+def _parse_error_text(exc: BaseException, kind: str = "feed") -> str:
     if isinstance(exc, NotAFeed):
         if exc.feed_links and exc.feed_links[0] not in str(exc):
             return f"{exc} (the page links to feeds: {', '.join(exc.feed_links[:5])})"
         return str(exc)
-    if isinstance(exc, TaskTimeout):
+    if isinstance(exc, NotASitemap):
+        return f"{exc} (configured as type: sitemap)"
+    if isinstance(exc, TaskTimeout | WorkerCrashed):
         return f"parsing took longer than {PARSE_TIME_LIMIT:g}s"
-    return f"cannot parse feed: {type(exc).__name__}: {exc}"
+    return f"cannot parse {kind}: {type(exc).__name__}: {exc}"

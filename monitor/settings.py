@@ -190,6 +190,10 @@ class ServerSettings(_Model):
 
 class FeedConfig(_Model):
     url: HttpUrl
+    # feed: RSS/Atom/RDF/JSON Feed; sitemap: a news sitemap or index; page: a section page
+    type: Literal["feed", "sitemap", "page"] = "feed"
+    selector: str | None = None  # page: CSS selector of the article links (else a heuristic)
+    pattern: str | None = None  # page: a regular expression article URLs must match
     name: str | None = None
     interval: Interval | None = None
     extract: bool | None = None
@@ -197,6 +201,30 @@ class FeedConfig(_Model):
     max_pages_per_poll: int | None = Field(None, ge=0, le=10_000)
     tags: list[str] = Field(default_factory=list)
     enabled: bool = True
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None:
+            from monitor.sectionpage import check_selector
+
+            check_selector(v)
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            from monitor.sectionpage import check_pattern
+
+            check_pattern(v)
+        return v
+
+    @model_validator(mode="after")
+    def _page_only(self) -> FeedConfig:
+        if self.type != "page" and (self.selector or self.pattern):
+            raise ValueError("selector and pattern apply to type: page only")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -637,6 +665,14 @@ def load_config_text(
     used: set[str] = set()
     data = _interpolate(data, (), env, errors, used)
     unset = [loc for loc, _ in errors]  # a key whose variable is unset has said all it needs
+    # `sources:` is the newer name of `feeds:` (a source may be a sitemap or a page too).
+    section = "feeds"
+    if "sources" in data:
+        if "feeds" in data:
+            errors.append((("sources",), "use either feeds: or sources:, not both"))
+        else:
+            data["feeds"] = data.pop("sources")
+            section = "sources"
     _relative_paths(data, base_dir, env)
     _opml_feeds(data, base_dir, errors)
     errors.extend(_cross_reference_errors(data))
@@ -650,6 +686,10 @@ def load_config_text(
             if not any(loc[: len(u)] == u for u in unset)
         )
     if errors or cfg is None:
+        if section == "sources":
+            errors = [
+                (("sources", *loc[1:]) if loc[:1] == ("feeds",) else loc, m) for loc, m in errors
+            ]
         raise ConfigError(format_errors(errors, doc, used), source)
     cfg._env_values = frozenset(used)
     cfg._doc = doc
