@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get after SIGTERM; the contract allows 10 in all
 DISPATCH_TICK = 1.0
+POLL_LEASE = 600.0  # seconds a claimed feed is ours; its poll's outcome ends the lease sooner
 
 
 @dataclass(slots=True)
@@ -79,10 +80,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Daemon:
-        await self.storage.open()
-        recover = getattr(self.storage, "recover_in_flight", None)
-        if recover is not None:  # one process owns an SQLite file: its old leases are ours to end
-            await recover(datetime.now(UTC))
+        # As a daemon: SQLite refuses a second one, and takes back what a dead one left leased.
+        await self.storage.open("daemon")
         await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
         await self.fetcher.__aenter__()
         self._http = delivery_session(self.cfg.fetch)
@@ -175,9 +174,7 @@ class Daemon:
             due: list[FeedState] = []
             if free > 0:
                 try:
-                    due = await self.storage.due_feeds(
-                        datetime.now(UTC), keys, free + len(self._inflight)
-                    )
+                    due = await self.storage.claim_feeds(datetime.now(UTC), keys, free, POLL_LEASE)
                 except Exception as exc:  # a locked or full disk must not end the daemon
                     log.error("dispatch failed error=%r; retrying in %gs", exc, DISPATCH_TICK)
                 due = [s for s in due if s.id not in self._inflight][:free]

@@ -3,16 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from storage.base import Storage, StorageError
+from storage.base import DaemonInfo, Role, Storage, StorageError
 
-__all__ = ["Storage", "StorageError", "open_storage", "sqlite_path_from_url"]
+__all__ = [
+    "DaemonInfo",
+    "Role",
+    "Storage",
+    "StorageError",
+    "is_postgres_url",
+    "mask_url",
+    "open_storage",
+    "sqlite_path_from_url",
+]
+
+_PG_SCHEMES = ("postgresql", "postgres")
+
+
+def _scheme(url: str) -> str:
+    scheme, sep, _ = url.strip().partition("://")
+    return scheme.lower() if sep else ""
+
+
+def is_postgres_url(url: str) -> bool:
+    """``postgresql://``, ``postgres://`` or ``postgresql+driver://``."""
+    scheme = _scheme(url)
+    return scheme in _PG_SCHEMES or scheme.startswith("postgresql+")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, fit for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable storage url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def sqlite_path_from_url(url: str) -> Path:
     """``data/x.db``, ``sqlite:///data/x.db`` (relative) or ``sqlite:////abs/x.db`` -> a path.
 
-    Raises ``StorageError`` for PostgreSQL (not available yet) and for any other scheme.
+    Raises ``StorageError`` for any scheme but ``sqlite`` (PostgreSQL has no path).
     """
     text = url.strip()
     if not text:
@@ -27,14 +63,20 @@ def sqlite_path_from_url(url: str) -> Path:
         if not path:
             raise StorageError("storage url sqlite:// names no database file")
         return Path(path)
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise StorageError("PostgreSQL support is not available yet")
+    if is_postgres_url(text):
+        raise StorageError("a PostgreSQL storage url names no SQLite file")
     # Only the scheme is echoed: the rest may hold a password.
-    raise StorageError(f"unsupported storage url scheme {scheme!r} (use a path or sqlite:///...)")
+    raise StorageError(
+        f"unsupported storage url scheme {scheme!r} (use a path, sqlite:///... or postgresql://...)"
+    )
 
 
 def open_storage(url: str) -> Storage:
-    """Build (not yet open) the storage for ``url``; call ``await storage.open()`` next."""
+    """Build (not yet open) the storage for ``url``; call ``await storage.open(role)`` next."""
+    if is_postgres_url(url):
+        from storage.postgres import PostgresStorage
+
+        return PostgresStorage(url)
     from storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(sqlite_path_from_url(url))
