@@ -79,7 +79,11 @@ class TempCluster:
                 "--",
                 *cmd,
             ]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(self.root)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C",
+            "HOME": str(self.root),
+        }
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if done.returncode != 0:
             raise RuntimeError(
