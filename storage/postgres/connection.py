@@ -38,6 +38,16 @@ log = logging.getLogger("storage.postgres")
 
 # SQLSTATEs worth waiting out at open: the server is starting, shutting down, or full.
 _TRANSIENT = frozenset({"57P03", "57P01", "57P02", "53300", "08000", "08001", "08006"})
+# libpq's connection failures carry no SQLSTATE; these mean retrying cannot help.
+_PERMANENT = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "no password supplied",
+    "password is required",
+    "invalid connection option",
+    "invalid uri",
+)
 
 Params = Sequence[Any] | dict[str, Any] | None
 
@@ -155,7 +165,8 @@ class PgBase:
                 return await psycopg.AsyncConnection.connect(self._conninfo, **kwargs)
             except psycopg.OperationalError as exc:
                 reason = _reason(exc)
-                if exc.sqlstate is not None and exc.sqlstate not in _TRANSIENT:
+                permanent = any(p in reason.lower() for p in _PERMANENT)
+                if permanent or (exc.sqlstate is not None and exc.sqlstate not in _TRANSIENT):
                     raise StorageError(
                         f"cannot connect to PostgreSQL {self._masked}: {reason}"
                     ) from exc

@@ -23,7 +23,12 @@ _LOCK_KEY = 0x66656564  # "feed": one advisory lock for feedwatch migrations
 
 
 async def current_version(conn: psycopg.AsyncConnection[Any]) -> int:
-    cur = await conn.execute("SELECT to_regclass('feedwatch_schema') IS NOT NULL")
+    # A catalog query (not to_regclass, whose cache may lag within a transaction), so a table
+    # another daemon created while we waited for the migration lock is seen.
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+        "WHERE schemaname = current_schema() AND tablename = 'feedwatch_schema')"
+    )
     row = await cur.fetchone()
     if not row or not row[0]:
         return 0
