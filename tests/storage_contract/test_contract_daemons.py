@@ -30,7 +30,7 @@ async def test_register_heartbeat_unregister_and_list(make_store: MakeStore) -> 
     assert set(listed) == {a.identity, b.identity}
     assert listed[a.identity].heartbeat_at == NOW + timedelta(seconds=10)
     assert listed[a.identity].alive_until == NOW + timedelta(seconds=40)
-    assert [d.id for d in await a.list_daemons()][0] == b.identity  # newest first
+    assert (await a.list_daemons())[0].id == b.identity  # newest first
 
     await b.unregister_daemon(NOW + timedelta(seconds=20))
     gone = {d.id: d for d in await a.list_daemons()}[b.identity]
@@ -156,7 +156,7 @@ async def test_read_only_reads_but_never_writes(make_store: MakeStore) -> None:
     await writer.add_articles([article(a, 1, channels=("hook",))])
     reader = await make_store("readonly")
     assert await reader.schema_version() == await writer.schema_version()
-    assert [f.key for f in await reader.list_feeds()][0] == FEED_A
+    assert (await reader.list_feeds())[0].key == FEED_A
     assert len(await reader.list_alerts()) == 1
     await reader.ping()
     with pytest.raises(StorageError):
