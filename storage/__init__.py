@@ -71,12 +71,18 @@ def sqlite_path_from_url(url: str) -> Path:
     )
 
 
-def open_storage(url: str) -> Storage:
-    """Build (not yet open) the storage for ``url``; call ``await storage.open(role)`` next."""
+def open_storage(url: str, *, open_timeout: float | None = None) -> Storage:
+    """Build (not yet open) the storage for ``url``; call ``await storage.open(role)`` next.
+
+    ``open_timeout``: how long ``open`` keeps retrying an unreachable PostgreSQL server
+    (default 60 s; a one-shot command may want less). SQLite never waits to open.
+    """
     if is_postgres_url(url):
         from storage.postgres import PostgresStorage
 
-        return PostgresStorage(url)
+        if open_timeout is None:
+            return PostgresStorage(url)
+        return PostgresStorage(url, open_timeout=open_timeout)
     from storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(sqlite_path_from_url(url))
