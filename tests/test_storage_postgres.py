@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -17,6 +22,7 @@ from storage.postgres import LATEST_VERSION, PostgresStorage
 from tests.tcpproxy import TcpProxy
 
 FEED = "https://a.example.org/rss.xml"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -172,3 +178,61 @@ async def test_times_come_back_in_utc_whatever_the_server_zone(pg_url: str) -> N
         assert claimed.lease_until.utcoffset() == timedelta(0)
     finally:
         await st.close()
+
+
+_DAEMON = """
+import asyncio, sys
+from datetime import UTC, datetime
+from storage.postgres import PostgresStorage
+
+async def main() -> None:
+    store = PostgresStorage(sys.argv[1])
+    await store.open("daemon")
+    await store.register_daemon(datetime.now(UTC), "test", ttl=float(sys.argv[3]))
+    feeds = await store.claim_feeds(datetime.now(UTC), [sys.argv[2]], 10, 3600)
+    rows = await store.claim_deliveries("hook", datetime.now(UTC), 100, 3600)
+    print(store.identity, len(feeds), len(rows), flush=True)
+    await asyncio.sleep(120)  # "polling and sending" when it is killed
+
+asyncio.run(main())
+"""
+
+
+async def test_a_sigkilled_daemons_work_is_taken_over_once_its_heartbeat_lapses(
+    pg_url: str,
+) -> None:
+    """A real process, killed with SIGKILL mid-work: its hour-long leases do not hold up the
+    others beyond its registration's lifetime (30 s here, judged by the claim's clock)."""
+    from tests.storage_contract.data import article
+
+    other = PostgresStorage(pg_url)
+    await other.open("daemon")
+    try:
+        [feed] = (await other.sync_feeds([FeedSpec(FEED)])).values()
+        await other.add_articles([article(feed.id, n, channels=("hook",)) for n in range(4)])
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _DAEMON, pg_url, FEED, "30", stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+        dead_id, n_feeds, n_rows = line[0], int(line[1]), int(line[2])
+        assert (n_feeds, n_rows) == (1, 4) and dead_id.split(":")[1] == str(proc.pid)
+
+        now = datetime.now(UTC)
+        await other.register_daemon(now, "test", ttl=300)
+        assert await other.claim_feeds(now, [FEED], 10, 60) == []  # it may still be alive
+        assert await other.claim_deliveries("hook", now, 10, 60) == []
+        lapsed = now + timedelta(seconds=31)
+        [taken] = await other.claim_feeds(lapsed, [FEED], 10, 60)
+        assert taken.lease_owner == other.identity
+        rows = await other.claim_deliveries("hook", lapsed, 10, 60)
+        assert len(rows) == 4 and all(r.attempts == 2 for r in rows)
+        dead = {d.id: d for d in await other.list_daemons()}[dead_id]
+        assert dead.pid == proc.pid and not dead.alive(lapsed) and dead.stopped_at is None
+    finally:
+        await other.close()

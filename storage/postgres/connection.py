@@ -136,7 +136,8 @@ class PgBase:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self._conninfo,
             kwargs=kwargs,
-            min_size=1,
+            # Half the pool kept open: a burst of polls does not wait for new connections.
+            min_size=max(1, self.pool_size // 2),
             max_size=self.pool_size,
             open=False,
             timeout=self.op_timeout,
