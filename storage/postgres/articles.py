@@ -14,38 +14,43 @@ from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
 
 log = logging.getLogger("storage.postgres")
 
-# Ids come from the sequence up front (``input``), so every row of the batch is known by its
-# position whether or not it was inserted; ``ON CONFLICT DO NOTHING`` drops the duplicates
-# (also one earlier in the same batch: rows go in in order). Alerts are written only for
-# articles inserted now and only once (an existing id is left alone), outbox rows only for
-# alerts inserted now. The foreign keys are checked at the end of the statement, when all of it
-# is in place; data-modifying CTEs run to completion whether or not the final SELECT reads them.
+# Ids come from the sequence up front (``ids``, an array indexed by the article's position), so
+# every row of the batch is known by its position whether or not it was inserted; ``ON CONFLICT
+# DO NOTHING`` drops the duplicates (also one earlier in the same batch: rows go in in order).
+# Alerts are written only for articles inserted now and only once (an existing id is left
+# alone), outbox rows only for alerts inserted now. Rows are matched with ``IN (subquery)``
+# (hashed) and array subscripts, never by joining CTEs: the planner cannot estimate those and
+# would loop over them (quadratic in the batch). The foreign keys are checked at the end of the
+# statement, when all of it is in place; data-modifying CTEs run to completion whether or not
+# the final SELECT reads them.
 _ADD_ARTICLES = """
-WITH input AS MATERIALIZED (
-    SELECT nextval(pg_get_serial_sequence('articles', 'id')) AS id, u.*
+WITH ids AS MATERIALIZED (
+    SELECT array_agg(nextval(pg_get_serial_sequence('articles', 'id'))) AS ids
+    FROM generate_series(1, %(n)s)
+),
+ins AS (
+    INSERT INTO articles (id, feed_id, guid, url, canonical_url, title, summary, body, author,
+                          published, language, extract_error, fetched_at)
+    SELECT (SELECT ids FROM ids)[u.ord], u.feed_id, u.guid, u.url, u.canonical_url, u.title,
+           u.summary, u.body, u.author, u.published, u.language, u.extract_error, u.fetched_at
     FROM unnest(%(feed_id)s::bigint[], %(guid)s::text[], %(url)s::text[], %(canonical)s::text[],
                 %(title)s::text[], %(summary)s::text[], %(body)s::text[], %(author)s::text[],
                 %(published)s::timestamptz[], %(language)s::text[], %(extract_error)s::text[],
                 %(fetched_at)s::timestamptz[])
          WITH ORDINALITY AS u(feed_id, guid, url, canonical_url, title, summary, body, author,
                               published, language, extract_error, fetched_at, ord)
-),
-ins AS (
-    INSERT INTO articles (id, feed_id, guid, url, canonical_url, title, summary, body, author,
-                          published, language, extract_error, fetched_at)
-    SELECT id, feed_id, guid, url, canonical_url, title, summary, body, author, published,
-           language, extract_error, fetched_at
-    FROM input ORDER BY ord
+    ORDER BY u.ord
     ON CONFLICT DO NOTHING
     RETURNING id, feed_id
 ),
 ins_alerts AS (
     INSERT INTO alerts (id, watchlist, article_id, created_at, payload)
-    SELECT x.id, x.watchlist, i.id, %(now)s, x.payload::jsonb
-    FROM unnest(%(al_id)s::text[], %(al_watchlist)s::text[], %(al_ord)s::bigint[],
-                %(al_payload)s::text[]) WITH ORDINALITY AS x(id, watchlist, art_ord, payload, n)
-    JOIN input i ON i.ord = x.art_ord
-    JOIN ins ON ins.id = i.id
+    SELECT x.id, x.watchlist, x.article_id, %(now)s, x.payload::jsonb
+    FROM (SELECT a.id, a.watchlist, (SELECT ids FROM ids)[a.art_ord] AS article_id, a.payload, a.n
+          FROM unnest(%(al_id)s::text[], %(al_watchlist)s::text[], %(al_ord)s::int[],
+                      %(al_payload)s::text[])
+               WITH ORDINALITY AS a(id, watchlist, art_ord, payload, n)) x
+    WHERE x.article_id IN (SELECT id FROM ins)
     ORDER BY x.n
     ON CONFLICT DO NOTHING
     RETURNING id, article_id
@@ -53,10 +58,9 @@ ins_alerts AS (
 ins_deliveries AS (
     INSERT INTO deliveries (alert_id, channel, next_attempt, created_at)
     SELECT d.alert_id, d.channel, d.next_attempt, %(now)s
-    FROM unnest(%(d_alert)s::text[], %(d_ord)s::bigint[], %(d_channel)s::text[],
+    FROM unnest(%(d_alert)s::text[], %(d_ord)s::int[], %(d_channel)s::text[],
                 %(d_next)s::timestamptz[]) AS d(alert_id, art_ord, channel, next_attempt)
-    JOIN input i ON i.ord = d.art_ord
-    JOIN ins_alerts a ON a.id = d.alert_id AND a.article_id = i.id
+    WHERE (d.alert_id, (SELECT ids FROM ids)[d.art_ord]) IN (SELECT id, article_id FROM ins_alerts)
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
@@ -66,10 +70,9 @@ counted AS (
     WHERE f.id = c.feed_id
     RETURNING 1
 )
-SELECT i.ord, i.id, ins.id IS NOT NULL AS stored,
+SELECT (SELECT ids FROM ids) AS ids,
+       (SELECT array_agg(id) FROM ins) AS stored,
        (SELECT array_agg(id) FROM ins_alerts) AS alerts
-FROM input i LEFT JOIN ins ON ins.id = i.id
-ORDER BY i.ord
 """
 
 
@@ -102,6 +105,7 @@ class PgArticles(PgBase):
         now = utcnow()
         p: dict[str, Any] = {
             "now": now,
+            "n": len(articles),
             "feed_id": [a.feed_id for a in articles],
             "guid": [text(a.guid) for a in articles],
             "url": [text(a.url) for a in articles],
@@ -136,9 +140,10 @@ class PgArticles(PgBase):
                     p["d_ord"].append(ord_)
                     p["d_channel"].append(channel)
                     p["d_next"].append(alert.not_before.get(channel) or now)
-        rows = await self._fetch(_ADD_ARTICLES, p)
-        results: list[int | None] = [int(r["id"]) if r["stored"] else None for r in rows]
-        stored_alerts = set(rows[0]["alerts"] or []) if rows else set()
+        [row] = await self._fetch(_ADD_ARTICLES, p)
+        stored = set(row["stored"] or [])
+        results: list[int | None] = [int(i) if i in stored else None for i in row["ids"]]
+        stored_alerts = set(row["alerts"] or [])
         for article, article_id in zip(articles, results, strict=True):
             if article_id is None:
                 continue
