@@ -263,7 +263,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     raise CliError(f"unknown command {cmd}")
 
 
-async def _open_existing(cfg: Config) -> Any:
+async def _open_existing(cfg: Config, role: str = "readonly") -> Any:
     """The storage, opened, if its database exists; None if nothing has run yet.
 
     Read-only commands never create a database.
@@ -272,8 +272,8 @@ async def _open_existing(cfg: Config) -> Any:
 
     if not database_exists(cfg.storage.url):
         return None
-    storage = open_storage(cfg.storage.url)
-    await storage.open()
+    storage = open_storage(cfg.storage.url, open_timeout=10)
+    await storage.open(role)  # type: ignore[arg-type]
     return storage
 
 
@@ -284,7 +284,7 @@ async def cmd_check(cfg: Config) -> int:
     from monitor.summary import config_summary
     from monitor.validate import validate
 
-    await asyncio.to_thread(validate, cfg)  # raises ConfigError: exit 2, every problem listed
+    await validate(cfg)  # raises ConfigError: exit 2, every problem listed
     print(_redact(config_summary(cfg)))
     return EXIT_OK
 
@@ -296,7 +296,7 @@ async def cmd_run(cfg: Config, once: bool, config_path: str | None = None) -> in
     from monitor.daemon import Daemon, install_signal_handlers, reload_on_signal
     from monitor.validate import validate
 
-    matcher = await asyncio.to_thread(validate, cfg)  # what `check` refuses, `run` refuses
+    matcher = await validate(cfg)  # what `check` refuses, `run` refuses
     stop = asyncio.Event()
     reload = asyncio.Event()
     install_signal_handlers(stop, reload)
@@ -391,7 +391,7 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
             failed_alerts = len(await storage.list_alerts(failed_only=True, limit=1000))
         finally:
             await storage.close()
-    storage_problems = check_location(cfg.storage.url)
+    storage_problems = await check_location(cfg.storage.url)
     daemon = await _daemon_health(cfg)
 
     now = datetime.now(UTC)
@@ -638,7 +638,7 @@ def _alert_json(a: Any) -> dict[str, Any]:
 async def _alerts_retry(cfg: Config, args: argparse.Namespace) -> int:
     if not args.alert_id and not args.failed:
         raise CliError("alerts retry needs an alert ID or --failed")
-    storage = await _open_existing(cfg)
+    storage = await _open_existing(cfg, "command")
     if storage is None:
         raise CliError(f"no database yet at {cfg.storage.url}: there are no alerts to retry")
     try:

@@ -27,6 +27,10 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
 
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future done ``seconds`` from now, registered at once (not when first awaited), so
+        a clock moved right after the call still wakes it."""
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -37,6 +41,18 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def timer(self, seconds: float) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(max(0.0, seconds), _done, fut)
+        fut.add_done_callback(lambda _: handle.cancel())
+        return fut
+
+
+def _done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 SYSTEM: Clock = SystemClock()
@@ -49,8 +65,8 @@ async def wait_event(event: asyncio.Event, timeout: float | None, clock: Clock =
     if timeout is not None and timeout <= 0:
         await asyncio.sleep(0)
         return event.is_set()
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(timeout)) if timeout is not None else None
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
+    sleeper = clock.timer(timeout) if timeout is not None else None
     try:
         await asyncio.wait(
             [waiter] if sleeper is None else [waiter, sleeper],
@@ -71,7 +87,7 @@ async def wait_any(
         return
     waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
     if timeout is not None:
-        waiters.append(asyncio.ensure_future(clock.sleep(timeout)))
+        waiters.append(clock.timer(timeout))
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -98,9 +114,15 @@ class FakeClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        await self.timer(seconds)
+
+    def timer(self, seconds: float) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if seconds <= 0:
+            fut.set_result(None)
+            return fut
         heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._ids), fut))
-        await fut
+        return fut
 
     def advance(self, seconds: float) -> None:
         """Move time forward and wake every sleeper whose time has come."""

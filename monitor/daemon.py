@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import secrets
 import signal
-import socket
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +20,7 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor import __version__
 from monitor.alert import iso_z
 from monitor.clock import SYSTEM, Clock, wait_event
 from monitor.deliver.base import delivery_session, make_sender
@@ -49,11 +47,9 @@ STORAGE_RETRY_FIRST = 1.0  # seconds before the first trial poll after storage f
 STORAGE_RETRY_MAX = 60.0
 ONCE_STORAGE_GIVE_UP = 120.0  # `run --once` ends (exit 1) when storage fails this long
 PROGRESS_EVERY = 10.0  # seconds between progress lines of a long pass
-
-
-def new_daemon_id() -> str:
-    """``host:pid:token``: shown in logs and metrics; the token tells a reused pid apart."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+POLL_LEASE = 600.0  # seconds a claimed feed is ours; its poll's outcome ends the lease sooner
+HEARTBEAT_EVERY = 10.0  # seconds between a daemon's heartbeats
+DAEMON_TTL = 60.0  # a daemon silent this long is dead: others take over its leases
 
 
 @dataclass(slots=True)
@@ -203,13 +199,13 @@ class Daemon:
         storage: Storage | None = None,
         *,
         clock: Clock = SYSTEM,
-        daemon_id: str | None = None,
         matcher: Matcher | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.daemon_id = daemon_id or new_daemon_id()
         self.storage: Storage = storage or open_storage(cfg.storage.url)
+        # host:pid:token: shown in logs, status and metrics; the owner of this daemon's leases.
+        self.daemon_id = self.storage.identity
         self.feeds: dict[str, FeedConfig] = {feed_key(f.url): f for f in cfg.feeds if f.enabled}
         self.metrics = Metrics(self.daemon_id)
         extracts = any(cfg.feed_extract(f) for f in cfg.feeds if f.enabled)
@@ -236,6 +232,8 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._stack = AsyncExitStack()
         self._progress: Progress | None = None
+        self.rounds = 0  # dispatcher rounds done (a test on a fake clock waits for the next)
+        self.waiting = False  # the dispatcher is waiting for a wake-up or its tick
         register_secrets(iter_secrets(cfg))
         set_context(daemon=self.daemon_id)
 
@@ -253,9 +251,13 @@ class Daemon:
         stack = self._stack
         stack.callback(self.pool.close)
         self.pool.warm()  # the fork server imports its parsers meanwhile
-        await self.storage.open()
+        # As a daemon: SQLite refuses a second one, and takes back what a dead one left leased.
+        await self.storage.open("daemon")
         stack.push_async_callback(self.storage.close)
-        await self.storage.recover_in_flight(self.clock.now())
+        await self.storage.register_daemon(self.clock.now(), __version__, DAEMON_TTL)
+        stack.push_async_callback(self._unregister)
+        self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+        stack.push_async_callback(_cancel, self._heartbeat)
         await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
         await self.fetcher.__aenter__()
         stack.push_async_callback(self.fetcher.close)
@@ -286,6 +288,25 @@ class Daemon:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._close()
+
+    async def _beat(self) -> None:
+        """Stay registered: a daemon that stops beating is dead to the others (its leases are
+        taken over). A failed beat is retried at the next one; storage failing is the gate's."""
+        while True:
+            await self.clock.sleep(HEARTBEAT_EVERY)
+            try:
+                await self.storage.heartbeat(self.clock.now(), DAEMON_TTL)
+            except StorageError as exc:
+                log.warning("heartbeat failed", error=str(exc))
+
+    async def _unregister(self) -> None:
+        """A clean stop: hand back our feed leases and unsent deliveries at once."""
+        try:
+            await self.storage.unregister_daemon(self.clock.now())
+        except StorageError as exc:
+            log.warning(
+                "could not unregister; others take over once the lease lapses", error=str(exc)
+            )
 
     def _build_outbox(self) -> Outbox:
         assert self._http is not None
@@ -422,6 +443,9 @@ class Daemon:
     async def dispatch(self, stop: asyncio.Event) -> None:
         """Hand due feeds to poll tasks as slots free up; sleep when nothing is due."""
         while not stop.is_set():
+            # Cleared before the round, not after: a poll that ends while this round talks to
+            # storage wakes the next round instead of being lost until the tick.
+            self._dispatch_wake.clear()
             keys = list(self.feeds)  # re-read: a reload may have changed the feeds
             free = self._max_polls - len(self._inflight)
             allowed = self.gate.allowance()
@@ -430,8 +454,8 @@ class Daemon:
             due: list[FeedState] = []
             if free > 0:
                 try:
-                    due = await self.storage.due_feeds(
-                        self.clock.now(), keys, free + len(self._inflight)
+                    due = await self.storage.claim_feeds(
+                        self.clock.now(), keys, free + len(self._inflight), POLL_LEASE
                     )
                 except StorageError as exc:  # a locked or full disk must not end the daemon
                     self.gate.failed(exc)
@@ -443,9 +467,11 @@ class Daemon:
                     self._run_poll(state), name=f"poll:{state.key}"
                 )
             self.ready = True
-            self._dispatch_wake.clear()
             wait = 0.05 if due else min(DISPATCH_TICK, self.gate.wait_hint() or DISPATCH_TICK)
+            self.rounds += 1
+            self.waiting = True
             await wait_event(self._dispatch_wake, wait, self.clock)
+            self.waiting = False
 
     async def run(self, stop: asyncio.Event) -> int:
         """The daemon: poll on schedule and deliver until ``stop`` is set; 0 after a clean shutdown."""
@@ -663,6 +689,11 @@ class Daemon:
             alerts=report.alerts, deliveries_failed=report.alerts_failed, still_queued=remaining,
         )  # fmt: skip
         return report
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:

@@ -82,16 +82,18 @@ class StorageSettings(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v.startswith(("postgres://", "postgresql://", "postgresql+")):
-            # Checked here so `feedwatch check` refuses a config `run` could not use.
-            raise ValueError("PostgreSQL is not supported by this version yet; use an SQLite path")
-        if "://" in v and not v.startswith("sqlite://"):
-            raise ValueError("use a file path, sqlite:///path or postgresql://...")
+        scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+        if scheme and scheme != "sqlite" and not scheme.startswith(("postgres", "postgresql")):
+            # Only the scheme is echoed: the rest may hold a password.
+            raise ValueError(
+                f"{scheme}:// is not a storage this version knows: use a file path, "
+                "sqlite:///path or postgresql://user:password@host/db"
+            )
         return v
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:
-        return "postgresql" if self.url.startswith(("postgres://", "postgresql://")) else "sqlite"
+        return "postgresql" if self.url.lower().startswith("postgres") else "sqlite"
 
     @property
     def sqlite_path(self) -> Path:

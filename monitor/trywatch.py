@@ -185,8 +185,8 @@ async def _try_stored(
 
     if not database_exists(cfg.storage.url):
         raise TryError(f"no database yet at {cfg.storage.url} (`feedwatch run` creates it)")
-    storage = open_storage(cfg.storage.url)
-    await storage.open()
+    storage = open_storage(cfg.storage.url, open_timeout=10)
+    await storage.open("readonly")
     try:
         articles = await storage.articles_since(datetime.now(UTC) - timedelta(seconds=since))
     finally:

@@ -8,6 +8,7 @@ reported at once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from monitor.settings import Config, ConfigError, Watchlist, format_errors
@@ -48,25 +49,26 @@ def check_watchlists(cfg: Config) -> Any:
     raise ConfigError(format_errors(errors, cfg.source_doc, cfg.env_values), _source(cfg))
 
 
-def check_storage(cfg: Config) -> list[str]:
-    """Problems with the storage location, found without creating or changing anything."""
+async def check_storage(cfg: Config) -> list[str]:
+    """Problems with the storage location (unwritable, not a feedwatch database, a server that
+    does not answer, a newer schema), found without creating or changing anything."""
     from storage import check_location
 
-    problems = check_location(cfg.storage.url)
+    problems = await check_location(cfg.storage.url)
     return format_errors(
         [(("storage", "url"), p) for p in problems], cfg.source_doc, cfg.env_values
     )
 
 
-def validate(cfg: Config) -> Any:
+async def validate(cfg: Config) -> Any:
     """The whole check before a run: returns the compiled matcher, or raises ConfigError."""
     errors: list[str] = []
     matcher = None
     try:
-        matcher = check_watchlists(cfg)
+        matcher = await asyncio.to_thread(check_watchlists, cfg)
     except ConfigError as exc:
         errors.extend(exc.errors)
-    errors.extend(check_storage(cfg))
+    errors.extend(await check_storage(cfg))
     if errors:
         raise ConfigError(errors, _source(cfg))
     return matcher

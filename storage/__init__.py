@@ -3,16 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from storage.base import Storage, StorageError
+from storage.base import DaemonInfo, Role, Storage, StorageError
 
-__all__ = ["Storage", "StorageError", "open_storage", "sqlite_path_from_url"]
+__all__ = [
+    "DaemonInfo",
+    "Role",
+    "Storage",
+    "StorageError",
+    "is_postgres_url",
+    "mask_url",
+    "open_storage",
+    "sqlite_path_from_url",
+]
+
+_PG_SCHEMES = ("postgresql", "postgres")
+
+
+def _scheme(url: str) -> str:
+    scheme, sep, _ = url.strip().partition("://")
+    return scheme.lower() if sep else ""
+
+
+def is_postgres_url(url: str) -> bool:
+    """``postgresql://``, ``postgres://`` or ``postgresql+driver://``."""
+    scheme = _scheme(url)
+    return scheme in _PG_SCHEMES or scheme.startswith("postgresql+")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, fit for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable storage url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def sqlite_path_from_url(url: str) -> Path:
     """``data/x.db``, ``sqlite:///data/x.db`` (relative) or ``sqlite:////abs/x.db`` -> a path.
 
-    Raises ``StorageError`` for PostgreSQL (not available yet) and for any other scheme.
+    Raises ``StorageError`` for any scheme but ``sqlite`` (PostgreSQL has no path).
     """
     text = url.strip()
     if not text:
@@ -27,30 +63,41 @@ def sqlite_path_from_url(url: str) -> Path:
         if not path:
             raise StorageError("storage url sqlite:// names no database file")
         return Path(path)
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise StorageError("PostgreSQL support is not available yet")
+    if is_postgres_url(text):
+        raise StorageError("a PostgreSQL storage url names no SQLite file")
     # Only the scheme is echoed: the rest may hold a password.
-    raise StorageError(f"unsupported storage url scheme {scheme!r} (use a path or sqlite:///...)")
+    raise StorageError(
+        f"unsupported storage url scheme {scheme!r} (use a path, sqlite:///... or postgresql://...)"
+    )
 
 
-def open_storage(url: str) -> Storage:
-    """Build (not yet open) the storage for ``url``; call ``await storage.open()`` next."""
+def open_storage(url: str, *, open_timeout: float | None = None) -> Storage:
+    """Build (not yet open) the storage for ``url``; call ``await storage.open(role)`` next.
+
+    ``open_timeout``: how long ``open`` keeps retrying an unreachable PostgreSQL server
+    (default 60 s; a one-shot command may want less). SQLite never waits to open.
+    """
+    if is_postgres_url(url):
+        from storage.postgres import PostgresStorage
+
+        if open_timeout is None:
+            return PostgresStorage(url)
+        return PostgresStorage(url, open_timeout=open_timeout)
     from storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(sqlite_path_from_url(url))
 
 
-def check_location(url: str) -> list[str]:
+async def check_location(url: str, timeout: float = 5.0) -> list[str]:
     """Problems that would stop a daemon from using the database at ``url``, found without
-    creating anything (``feedwatch check`` runs this): an unwritable file or folder, a file
-    that is not a database, a schema newer than this version knows. Empty when all is well."""
-    from storage.sqlite import inspect_database
-
+    creating or changing anything (``feedwatch check`` runs this): an unwritable file or folder,
+    a file that is not a database, a server that does not answer, a schema newer than this
+    version knows. Empty when all is well."""
     try:
-        path = sqlite_path_from_url(url)
+        storage = open_storage(url, open_timeout=timeout)
     except StorageError as exc:
         return [str(exc)]
-    return inspect_database(path)
+    return await storage.inspect()
 
 
 def database_exists(url: str) -> bool:

@@ -1,8 +1,14 @@
 """The storage interface: every piece of persistent state, behind one Protocol.
 
-The daemon only talks to ``Storage``; SQLite (``storage.sqlite``) implements it first, PostgreSQL
-later implements the same methods. Nothing here imports ``monitor``. Times are timezone-aware UTC
-``datetime`` objects throughout.
+The daemon only talks to ``Storage``; SQLite (``storage.sqlite``) and PostgreSQL
+(``storage.postgres``) implement the same methods with the same meaning, checked by one contract
+test suite (``tests/storage_contract``). Nothing here imports ``monitor``. Times are
+timezone-aware UTC ``datetime`` objects throughout.
+
+Several daemons may share one database (PostgreSQL): work is handed out by leases. A lease names
+its owner (a daemon id, ``host:pid:token``) and runs until ``lease_until``; it is free again once
+it runs out, or at once when its owner's registration in ``daemons`` has lapsed (a daemon that
+stops renewing it with ``heartbeat`` is taken for dead).
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 DeliveryState = Literal["pending", "in_flight", "delivered", "failed"]
+# How a process uses the database (see ``Storage.open``).
+Role = Literal["daemon", "command", "readonly"]
+ROLES: tuple[Role, ...] = ("daemon", "command", "readonly")
 
 
 class StorageError(Exception):
@@ -54,6 +63,9 @@ class FeedState:
     ttl: float | None = None  # feed's own ttl / sy:updatePeriod hint, seconds
     total_items: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    lease_owner: str | None = None  # the daemon polling it now (see ``claim_feeds``)
+    lease_until: datetime | None = None
+    last_polled_by: str | None = None  # the daemon that recorded the last poll's outcome
 
 
 @dataclass(slots=True)
@@ -145,6 +157,7 @@ class Delivery:
     last_error: str | None = None
     delivered_at: datetime | None = None
     lease_until: datetime | None = None
+    lease_owner: str | None = None
     payload: dict[str, Any] | None = None  # the alert's payload, joined in on claim
     watchlist: str | None = None
 
@@ -176,19 +189,137 @@ class AlertRecord:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    """One daemon process registered in the database (``register_daemon``)."""
+
+    id: str  # "host:pid:token": also the owner written on the leases it takes
+    host: str
+    pid: int
+    version: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+    alive_until: datetime  # taken for dead after this unless renewed by ``heartbeat``
+    stopped_at: datetime | None = None  # set by ``unregister_daemon`` (a clean stop)
+
+    def alive(self, now: datetime) -> bool:
+        return self.stopped_at is None and self.alive_until > now
+
+
+# Tables as ``copy_storage`` moves them, in an order that satisfies foreign keys, each with its
+# key columns (rows are exported in key order) and every column with its kind. Both backends
+# have exactly these columns; ``export_rows``/``import_rows`` speak in these Python values:
+# int, float, str, datetime (``time``), dict (``json``), None.
+ColumnKind = Literal["int", "real", "text", "time", "json"]
+TableName = Literal["feeds", "articles", "alerts", "deliveries"]
+TABLES: dict[TableName, tuple[tuple[str, ...], tuple[tuple[str, ColumnKind], ...]]] = {
+    "feeds": (
+        ("id",),
+        (
+            ("id", "int"), ("key", "text"), ("url", "text"), ("name", "text"),
+            ("title", "text"), ("etag", "text"), ("last_modified", "text"),
+            ("body_hash", "text"), ("last_poll", "time"), ("last_success", "time"),
+            ("next_poll", "time"), ("http_status", "int"), ("error_count", "int"),
+            ("last_error", "text"), ("disabled", "text"), ("retry_after", "time"),
+            ("interval", "real"), ("items_per_day", "real"), ("ttl", "real"),
+            ("total_items", "int"), ("extra", "json"), ("created_at", "time"),
+            ("config_hash", "text"), ("lease_owner", "text"), ("lease_until", "time"),
+            ("last_polled_by", "text"),
+        ),
+    ),
+    "articles": (
+        ("id",),
+        (
+            ("id", "int"), ("feed_id", "int"), ("guid", "text"), ("url", "text"),
+            ("canonical_url", "text"), ("title", "text"), ("summary", "text"),
+            ("body", "text"), ("author", "text"), ("published", "time"),
+            ("language", "text"), ("extract_error", "text"), ("fetched_at", "time"),
+        ),
+    ),
+    "alerts": (
+        ("id",),
+        (
+            ("id", "text"), ("watchlist", "text"), ("article_id", "int"),
+            ("created_at", "time"), ("payload", "json"),
+        ),
+    ),
+    "deliveries": (
+        ("alert_id", "channel"),
+        (
+            ("alert_id", "text"), ("channel", "text"), ("state", "text"),
+            ("attempts", "int"), ("next_attempt", "time"), ("lease_until", "time"),
+            ("first_attempt", "time"), ("last_attempt", "time"), ("last_status", "int"),
+            ("last_error", "text"), ("delivered_at", "time"), ("created_at", "time"),
+            ("lease_owner", "text"),
+        ),
+    ),
+}  # fmt: skip
+
+
 class Storage(Protocol):
-    """Persistent state. Implementations are safe to share within one event loop."""
+    """Persistent state. Implementations are safe to share within one event loop.
+
+    Every method raises ``StorageError`` when the database cannot do it (unreachable, locked,
+    full, constraint broken), never a driver's own exception; callers retry later.
+    """
+
+    @property
+    def identity(self) -> str:
+        """This instance's daemon id, ``host:pid:token``: the owner of the leases it takes.
+
+        Unique per instance (two instances in one process are two daemons), stable for its life.
+        """
+        ...
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, safe to log (a PostgreSQL URL with its password masked)."""
+        ...
 
     # -- lifecycle
-    async def open(self) -> None:
-        """Connect and apply pending migrations (never destructive)."""
+    async def open(self, role: Role = "command") -> None:
+        """Connect and prepare the database for ``role``; idempotent.
+
+        ``command`` (one-shot writers: ``alerts retry``, ``enable``): creates the database if
+        needed and applies pending migrations (never destructive). ``daemon``: the same, and on
+        SQLite takes the file exclusively (a second daemon gets a ``StorageError`` naming the
+        first; one-shot commands still work beside it) and takes back the leases any earlier
+        process left behind. ``readonly`` (``status``, ``alerts``, ``search``, ``web``): never
+        creates, migrates or writes anything; a missing database or one whose schema is older
+        or newer than this version is a ``StorageError`` saying so.
+        """
 
     async def close(self) -> None: ...
 
     async def schema_version(self) -> int: ...
 
-    async def recover_in_flight(self, now: datetime) -> int:
-        """At start: take back deliveries left in flight by a dead predecessor (due ``now``)."""
+    async def inspect(self) -> list[str]:
+        """Before opening: what would stop a daemon from using this database (unwritable,
+        not a feedwatch database, unreachable, a newer schema), changing nothing."""
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """A trivial query within ``timeout`` seconds; ``StorageError`` when it cannot answer."""
+
+    # -- daemons
+    async def register_daemon(self, now: datetime, version: str, ttl: float) -> DaemonInfo:
+        """Record this instance (``identity``) as a running daemon, alive until ``now + ttl``."""
+
+    async def heartbeat(self, now: datetime, ttl: float) -> None:
+        """Keep this daemon alive until ``now + ttl``; call well within ``ttl``.
+
+        Once its registration lapses, other daemons take over its feed leases and its
+        deliveries in flight at their next claim.
+        """
+
+    async def unregister_daemon(self, now: datetime) -> None:
+        """A clean stop: mark this daemon stopped and hand back what it still holds.
+
+        Its feed leases are released and its deliveries still in flight become pending, due at
+        once (a send cut short is repeated, with the same ``webhook-id``).
+        """
+
+    async def list_daemons(self) -> list[DaemonInfo]:
+        """Every registered daemon, newest first (stopped and dead ones too, for a week)."""
 
     # -- feeds
     async def sync_feeds(self, feeds: list[FeedSpec]) -> dict[str, FeedState]:
@@ -201,10 +332,26 @@ class Storage(Protocol):
 
     async def list_feeds(self, keys: list[str] | None = None) -> list[FeedState]: ...
 
-    async def due_feeds(self, now: datetime, keys: list[str], limit: int) -> list[FeedState]:
-        """Enabled feeds among ``keys`` whose next_poll and retry_after have passed, oldest first."""
+    async def claim_feeds(
+        self,
+        now: datetime,
+        keys: list[str],
+        limit: int,
+        lease_seconds: float,
+        owner: str | None = None,
+    ) -> list[FeedState]:
+        """Atomically take up to ``limit`` feeds due for a poll, leased to ``owner``.
 
-    async def update_feed(self, feed_id: int, update: FeedUpdate) -> None: ...
+        Due: among ``keys``, enabled, next_poll and retry_after passed, and not leased (no
+        lease, an expired one, one whose owner's registration lapsed, or one ``owner`` holds
+        itself: a daemon knows which of its polls are in flight). Never-polled and
+        longest-overdue first. The lease (``owner``, default ``identity``, until ``now +
+        lease_seconds``) keeps every other claim off the feed; the poll's outcome
+        (``update_feed``) releases it. Two daemons never get the same feed from one round.
+        """
+
+    async def update_feed(self, feed_id: int, update: FeedUpdate) -> None:
+        """Record a poll's outcome: sets ``last_polled_by`` to ``identity``, clears the lease."""
 
     async def update_feeds(self, updates: list[tuple[int, FeedUpdate]]) -> None:
         """Apply many polls' outcomes (``update_feed`` each) in one transaction: all or none."""
@@ -219,10 +366,11 @@ class Storage(Protocol):
         """Which of these GUIDs (in this feed) and canonical URLs (anywhere) are stored already."""
 
     async def add_articles(self, articles: list[NewArticle]) -> list[int | None]:
-        """Store articles with their alerts and outbox rows, each in one transaction.
+        """Store articles with their alerts and outbox rows, all in one transaction.
 
         Returns the new article id, or None where the article was already stored (same GUID in
-        the feed, or same canonical URL anywhere): its alerts are then not written either.
+        the feed, or same canonical URL anywhere, also earlier in this batch): its alerts are
+        then not written either. An alert id stored already is left alone (no new outbox rows).
         """
 
     async def get_article(self, article_id: int) -> Article | None: ...
@@ -235,12 +383,15 @@ class Storage(Protocol):
 
     # -- outbox
     async def claim_deliveries(
-        self, channel: str, now: datetime, limit: int, lease: float
+        self, channel: str, now: datetime, limit: int, lease: float, owner: str | None = None
     ) -> list[Delivery]:
-        """Atomically take due rows (pending and due, or in flight with an expired lease).
+        """Atomically take due rows: pending and due, or in flight with a lease that ran out
+        (or whose owner's registration lapsed).
 
-        Claimed rows become ``in_flight`` with ``lease_until = now + lease`` and one more attempt.
-        A process that dies mid-send leaves the lease to expire; the next claim retries the row.
+        Claimed rows become ``in_flight``, leased to ``owner`` (default ``identity``) until
+        ``now + lease``, with one more attempt. Each row goes to one claim only, across
+        processes. A process that dies mid-send leaves the lease to expire; a later claim
+        retries the row.
         """
 
     async def mark_delivered(
@@ -269,7 +420,7 @@ class Storage(Protocol):
         """
 
     async def release_deliveries(self, rows: list[Delivery]) -> int:
-        """Undo this process's claims of rows it never sent: pending again, due as before.
+        """Undo claims of rows never sent: pending again, due as before.
 
         The attempt the claim counted is taken back (and ``first_attempt`` when the claim set
         it). A row whose lease was meanwhile taken by another claim is left alone. Returns the
@@ -278,9 +429,6 @@ class Storage(Protocol):
 
     async def next_delivery_time(self, channels: list[str]) -> datetime | None:
         """The earliest next_attempt (or lease expiry) among undelivered rows of these channels."""
-
-    async def ping(self) -> None:
-        """Raise StorageError unless the database answers a trivial query."""
 
     async def outbox_summary(self) -> tuple[int, datetime | None]:
         """Undelivered rows (pending or in flight) and the creation time of the oldest."""
@@ -302,3 +450,21 @@ class Storage(Protocol):
         self, alert_id: str | None = None, failed: bool = False, now: datetime | None = None
     ) -> int:
         """Make failed (or, by id, any undelivered-or-failed) rows pending again; return the count."""
+
+    # -- bulk copy (``storage.copy``)
+    async def count_rows(self, table: TableName) -> int: ...
+
+    async def export_rows(
+        self, table: TableName, after: tuple[Any, ...] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``table`` (every column of ``TABLES``) after key ``after``,
+        in key order."""
+
+    async def import_rows(self, table: TableName, rows: list[dict[str, Any]]) -> int:
+        """Insert exported rows as they are (ids kept) in one transaction; return the count.
+
+        A row whose key exists already is an error. Id sequences move past the imported ids.
+        """
+
+    async def clear_all(self) -> None:
+        """Delete every feed, article, alert and delivery (``copy_storage(replace=True)``)."""

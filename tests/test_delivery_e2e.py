@@ -295,7 +295,7 @@ async def test_sigkill_mid_send_is_resent_by_the_next_process(
         # back at start (their owner is dead) lets this run send them again.
         code, err = await finish(await start_daemon(cfg, "--once"), 60)
     assert code == 0, err[-2000:]
-    assert "outbox recovered leases count=3" in err
+    assert "storage took back the leases of a stopped process deliveries=3" in err
     sent = Counter(i for i, _ in rx.requests)
     assert len(sent) == n and all(c == 2 for c in sent.values()), sent  # at least once: twice
     rx.assert_exactly_once(n)
@@ -395,10 +395,10 @@ async def test_digest_channel_beside_an_immediate_one(
         cfg = load_config(write_config(tmp_path, feed, channels, "now, daily", drain="2m"), env={})
         async with Daemon(cfg, clock=clock) as daemon:
             run = asyncio.create_task(daemon.run_once())
-            await now_rx.wait_for(5)
+            await now_rx.wait_for(5, timeout=60)  # a bound against hangs, not a timing
             assert digest_rx.requests == []  # the period (until 09:01:00) has not ended
             clock.set(datetime(2026, 3, 2, 9, 1, 0, tzinfo=UTC))
-            (req,) = await digest_rx.wait_for(1)
+            (req,) = await digest_rx.wait_for(1, timeout=60)
             report = await asyncio.wait_for(run, 60)
     assert not report.attention, report.summary()
     assert len(now_rx.requests) == 5 and all(r.json()["type"] == "match" for r in now_rx.requests)

@@ -184,11 +184,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def settle(daemon: Daemon, clock: FakeClock) -> None:
-    """Until no poll is in flight and the dispatcher waits on the clock again."""
-    async with asyncio.timeout(30):
-        while daemon._inflight or clock.sleepers == 0:  # noqa: ASYNC110 - no event to wait on
-            await asyncio.sleep(0)
+async def settle(daemon: Daemon, clock: FakeClock, seconds: float = 0) -> None:
+    """Move the clock, then wait until the dispatcher has run a round since, no poll is in
+    flight, and it waits again (nothing else can happen until the clock moves)."""
+    before = daemon.rounds if seconds else 0
+    clock.advance(seconds)
+    try:
+        async with asyncio.timeout(30):
+            while (  # noqa: ASYNC110 - the daemon's own state, no event to wait on
+                daemon.rounds <= before or daemon._inflight or not daemon.waiting
+            ):
+                await asyncio.sleep(0)
+    except TimeoutError:
+        raise AssertionError(
+            f"the daemon did not settle: rounds={daemon.rounds} (before {before}) "
+            f"in_flight={len(daemon._inflight)} waiting={daemon.waiting}"
+        ) from None
 
 
 async def test_a_read_only_database_pauses_polling_instead_of_hammering_the_feed(
@@ -215,8 +226,7 @@ async def test_a_read_only_database_pauses_polling_instead_of_hammering_the_feed
         assert server.hits["/fast.xml"] == 1
         storage.broken = True
         for _ in range(20):  # 20 seconds of a read-only database, one second at a time
-            clock.advance(1)
-            await settle(daemon, clock)
+            await settle(daemon, clock, 1)
         during = server.hits["/fast.xml"] - 1
         # `status` shows it: the daemon's own health says storage is failing.
         code, out, err = await feedwatch("status", "--config", str(cfg.path))
@@ -224,8 +234,7 @@ async def test_a_read_only_database_pauses_polling_instead_of_hammering_the_feed
         assert "UNHEALTHY" in out
         storage.broken = False
         for _ in range(70):  # the next trial poll succeeds, then the feed's own interval rules
-            clock.advance(1)
-            await settle(daemon, clock)
+            await settle(daemon, clock, 1)
         stop.set()
         await asyncio.wait_for(run, 30)
     # At 5 s intervals 20 s would be 4 polls; without the pause each failed poll was retried at

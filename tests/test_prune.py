@@ -1,4 +1,7 @@
-"""Retention: old article text is dropped, identities stay, so an old story never re-alerts."""
+"""Retention: old article text is dropped, identities stay, so an old story never re-alerts.
+
+(``prune_text`` itself is in the storage contract suite.)
+"""
 
 from __future__ import annotations
 
@@ -9,38 +12,9 @@ from typing import Any
 
 from monitor.daemon import Daemon
 from monitor.settings import load_config
-from storage.base import FeedSpec, NewArticle
-from storage.sqlite import SQLiteStorage
 from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import WebhookReceiver
-
-
-async def test_prune_text_keeps_identity(tmp_path: Path) -> None:
-    s = SQLiteStorage(tmp_path / "p.db")
-    await s.open()
-    try:
-        feeds = await s.sync_feeds([FeedSpec(key="https://f.example/rss")])
-        fid = feeds["https://f.example/rss"].id
-        now = datetime.now(UTC)
-        old = [
-            NewArticle(fid, f"g{i}", f"https://f.example/{i}", f"https://f.example/{i}", f"T{i}",
-                       summary="s", body="b" * 100, fetched_at=now - timedelta(days=40))
-            for i in range(12)
-        ]  # fmt: skip
-        fresh = NewArticle(fid, "new", "https://f.example/new", "https://f.example/new", "New",
-                           summary="s", body="fresh body", fetched_at=now)  # fmt: skip
-        await s.add_articles([*old, fresh])
-        assert await s.prune_text(now - timedelta(days=30), batch=5) == 12
-        assert await s.prune_text(now - timedelta(days=30), batch=5) == 0  # idempotent
-        arts = {a.guid: a for a in await s.articles_since(now - timedelta(days=365))}
-        assert arts["g3"].body == "" and arts["g3"].summary == "" and arts["g3"].title == "T3"
-        assert arts["new"].body == "fresh body"
-        # The identity still deduplicates: the same GUID or URL is known.
-        guids, urls = await s.known_items(fid, ["g3"], ["https://f.example/3"])
-        assert guids == {"g3"} and urls == {"https://f.example/3"}
-    finally:
-        await s.close()
 
 
 async def test_run_once_prunes_and_old_story_does_not_realert(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 A row is claimed (``in_flight``, with a lease) right before it is sent; a 2xx marks it delivered
 and it is never claimed again; a retryable failure puts it back as pending at
 ``now + RetryPolicy.next_delay(...)``; a permanent failure keeps it, visible and replayable, as
-``failed``. If the process dies, the row stays ``in_flight``: the next process takes it back at
-start (``recover_in_flight``) or once the lease expires, and sends it again with the same
-``webhook-id``, so a receiver that saw the first request can drop the repeat.
+``failed``. If the process dies, the row stays ``in_flight``: another daemon (or the next one)
+claims it again once its owner is known dead or the lease expires, and sends it again with the
+same ``webhook-id``, so a receiver that saw the first request can drop the repeat.
 
 How much is claimed at once: a claimed row's lease runs from the claim, so every row's lease
 must cover all the time it may spend in memory before and during its send. An immediate channel
@@ -478,9 +478,9 @@ class Outbox:
         """Wait for the workers to end (after ``stop``); cancel what is still running then."""
         if not self._tasks:
             return
-        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        sleeper = self.clock.timer(timeout)
         try:
-            pending = set(self._tasks)
+            pending: set[asyncio.Future[None]] = set(self._tasks)
             while pending and not sleeper.done():
                 _, pending = await asyncio.wait(
                     [*pending, sleeper], return_when=asyncio.FIRST_COMPLETED

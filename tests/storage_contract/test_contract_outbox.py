@@ -1,48 +1,134 @@
-"""record_outcomes on a real SQLite file: many sends' outcomes in one transaction, in order."""
+"""The outbox: claims and leases, outcomes (one by one and batched), releases, requeues."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-import storage.sqlite as sqlite_module
-from storage.base import DeliveryOutcome, FeedSpec, NewAlert, NewArticle, StorageError
-from storage.sqlite import SQLiteStorage
-
-FEED = "https://a.example.org/rss.xml"
+from storage.base import DeliveryOutcome, FeedSpec, Storage
+from tests.storage_contract.conftest import MakeStore
+from tests.storage_contract.data import FEED_A, article, by_id, feed_ids, seed
 
 
-async def seed(store: SQLiteStorage, n: int, channels: tuple[str, ...] = ("hook",)) -> list[str]:
-    feeds = await store.sync_feeds([FeedSpec(FEED)])
-    feed_id = feeds[FEED].id
-    ids = [f"al-{i}" for i in range(n)]
+async def test_claim_lease_expiry_and_reclaim(store: Storage) -> None:
+    a, _ = await feed_ids(store)
     await store.add_articles(
-        [
-            NewArticle(
-                feed_id=feed_id,
-                guid=f"g{i}",
-                url=f"https://news.example.org/{i}",
-                canonical_url=f"https://news.example.org/{i}",
-                title=f"Story {i}",
-                alerts=[NewAlert(ids[i], "wl", {"type": "match", "id": ids[i]}, list(channels))],
-            )
-            for i in range(n)
-        ]
+        [article(a, n, channels=("hook", "slack"), alert_id=f"al-{n}") for n in range(3)]
     )
-    return ids
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    claimed = await store.claim_deliveries("hook", now, limit=2, lease=30)
+    assert [d.alert_id for d in claimed] == ["al-0", "al-1"]
+    first = claimed[0]
+    assert first.state == "in_flight" and first.attempts == 1 and first.channel == "hook"
+    assert first.payload == {"type": "match", "id": "al-0", "n": 0}
+    assert first.watchlist == "wildfire" and first.lease_owner == store.identity
+    assert first.lease_until == now + timedelta(seconds=30) and first.first_attempt == now
+
+    # Leased rows are not claimable again until the lease runs out; other rows and channels are.
+    rest = await store.claim_deliveries("hook", now + timedelta(seconds=10), limit=10, lease=30)
+    assert [d.alert_id for d in rest] == ["al-2"]
+    assert await store.claim_deliveries("hook", now + timedelta(seconds=29), 10, 30) == []
+    assert len(await store.claim_deliveries("slack", now, 10, 30)) == 3
+    assert await store.pending_count(["hook"]) == 3
+    assert await store.next_delivery_time(["hook"]) == now + timedelta(seconds=30)
+
+    # The worker "died": the lease expires and the next claim takes the rows again.
+    later = now + timedelta(seconds=31)
+    again = await store.claim_deliveries("hook", later, limit=10, lease=30)
+    assert [d.alert_id for d in again] == ["al-0", "al-1"]
+    assert again[0].attempts == 2 and again[0].first_attempt == now
+    assert again[0].last_attempt == later
 
 
-def by_id(records: list) -> dict:  # type: ignore[type-arg]
-    return {(r.id, d.channel): d for r in records for d in r.deliveries}
+async def test_delivered_row_is_final_even_after_retry_fail_or_requeue(store: Storage) -> None:
+    a, _ = await feed_ids(store)
+    await store.add_articles([article(a, 1, channels=("hook", "slack"), alert_id="al-1")])
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    [d] = await store.claim_deliveries("hook", now, 10, 30)
+    await store.mark_delivered(d.alert_id, "hook", 200, now)
+    # Late or confused transitions must not reset it.
+    await store.mark_retry("al-1", "hook", now, 500, "late retry", now)
+    await store.mark_failed("al-1", "hook", 400, "late failure", now)
+    assert await store.requeue("al-1", now=now) == 1  # only the slack row
+    assert await store.requeue(failed=True, now=now) == 0
+    far = now + timedelta(days=30)
+    assert await store.claim_deliveries("hook", far, 10, 30) == []
+    [record] = await store.list_alerts()
+    hook = next(x for x in record.deliveries if x.channel == "hook")
+    assert hook.state == "delivered" and hook.last_status == 200 and hook.delivered_at == now
+    assert hook.last_error is None and hook.attempts == 1 and hook.lease_owner is None
+    assert await store.pending_count(["hook"]) == 0 and await store.pending_count() == 1
 
 
-async def test_mixed_batch_matches_the_one_by_one_transitions(
-    store: SQLiteStorage, tmp_path: Path
-) -> None:
+async def test_mark_retry_mark_failed_and_requeue(store: Storage) -> None:
+    a, _ = await feed_ids(store)
+    await store.add_articles(
+        [article(a, n, channels=("hook",), alert_id=f"al-{n}") for n in range(2)]
+    )
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    claimed = await store.claim_deliveries("hook", now, 10, 30)
+    assert len(claimed) == 2
+
+    retry_at = now + timedelta(seconds=60)
+    await store.mark_retry("al-0", "hook", retry_at, 503, "503 Service Unavailable", now)
+    await store.mark_failed("al-1", "hook", 404, "404 Not Found", now)
+    assert await store.pending_count(["hook"]) == 1
+    assert await store.next_delivery_time(["hook"]) == retry_at
+    assert await store.next_delivery_time(["other"]) is None
+    assert await store.next_delivery_time([]) is None
+    assert await store.claim_deliveries("hook", now + timedelta(seconds=59), 10, 30) == []
+    [retried] = await store.claim_deliveries("hook", retry_at, 10, 30)
+    assert retried.alert_id == "al-0" and retried.attempts == 2
+    assert retried.last_status == 503 and retried.last_error == "503 Service Unavailable"
+    assert retried.first_attempt == now  # the retry window runs from the first attempt
+    await store.mark_delivered("al-0", "hook", 204, retry_at)
+
+    failed = await store.list_alerts(failed_only=True)
+    assert [x.id for x in failed] == ["al-1"]
+    assert failed[0].deliveries[0].state == "failed"
+    assert failed[0].deliveries[0].last_error == "404 Not Found"
+    assert failed[0].deliveries[0].payload is None
+
+    later = now + timedelta(hours=2)
+    assert await store.requeue(failed=True, now=later) == 1
+    assert await store.list_alerts(failed_only=True) == []
+    [back] = await store.claim_deliveries("hook", later, 10, 30)
+    assert back.alert_id == "al-1" and back.attempts == 2 and back.first_attempt == later
+    await store.mark_failed("al-1", "hook", 410, "410 Gone", later)
+    assert await store.requeue("al-1", now=later) == 1
+    assert await store.requeue("no-such-alert", now=later) == 0
+    with pytest.raises(ValueError, match="alert id or failed"):
+        await store.requeue()
+
+
+async def test_list_alerts_since_and_limit(store: Storage) -> None:
+    a, _ = await feed_ids(store)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await store.add_articles([article(a, n, channels=("hook",)) for n in range(3)])
+    assert len(await store.list_alerts(since=before)) == 3
+    assert await store.list_alerts(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+    assert len(await store.list_alerts(limit=2)) == 2
+    assert all(r.created_at.tzinfo is not None for r in await store.list_alerts())
+
+
+async def test_two_connections_never_claim_the_same_row(make_store: MakeStore) -> None:
+    first, second = await make_store(), await make_store()
+    [feed] = (await first.sync_feeds([FeedSpec(FEED_A)])).values()
+    await first.add_articles([article(feed.id, n, channels=("hook",)) for n in range(60)])
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    results = await asyncio.gather(
+        *((first if i % 2 else second).claim_deliveries("hook", now, 7, 60) for i in range(12))
+    )
+    ids = [d.alert_id for batch in results for d in batch]
+    assert len(ids) == 60 and len(set(ids)) == 60
+
+
+# -- record_outcomes: many sends' outcomes in one transaction, in order
+
+
+async def test_mixed_batch_matches_the_one_by_one_transitions(store: Storage) -> None:
     ids = await seed(store, 3)
     now = datetime.now(UTC) + timedelta(seconds=1)
     claimed = await store.claim_deliveries("hook", now, 10, 30)
@@ -68,10 +154,7 @@ async def test_mixed_batch_matches_the_one_by_one_transitions(
     assert failed.state == "failed" and failed.last_status == 410
     assert failed.last_error == "HTTP 410 Gone" and failed.last_attempt == done
     assert failed.delivered_at is None and failed.next_attempt == claimed[2].next_attempt
-    # The leases are released in the file itself (another process sees it).
-    with sqlite3.connect(tmp_path / "fw.db") as raw:
-        owners = raw.execute("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NOT NULL")
-        assert owners.fetchone()[0] == 0
+    assert all(d.lease_owner is None for d in rows.values())
     # The retry is claimable at its time, and only then; the others never again.
     assert await store.claim_deliveries("hook", retry_at - timedelta(seconds=1), 10, 30) == []
     [again] = await store.claim_deliveries("hook", retry_at, 10, 30)
@@ -79,7 +162,7 @@ async def test_mixed_batch_matches_the_one_by_one_transitions(
     assert await store.pending_count(["hook"]) == 1
 
 
-async def test_delivered_is_final_within_and_across_batches(store: SQLiteStorage) -> None:
+async def test_delivered_is_final_within_and_across_batches(store: Storage) -> None:
     ids = await seed(store, 2)
     now = datetime.now(UTC) + timedelta(seconds=1)
     await store.claim_deliveries("hook", now, 10, 30)
@@ -110,7 +193,7 @@ async def test_delivered_is_final_within_and_across_batches(store: SQLiteStorage
     assert await store.claim_deliveries("hook", later + timedelta(days=30), 10, 30) == []
 
 
-async def test_channels_are_kept_apart(store: SQLiteStorage) -> None:
+async def test_channels_are_kept_apart(store: Storage) -> None:
     ids = await seed(store, 1, channels=("hook", "slack"))
     now = datetime.now(UTC) + timedelta(seconds=1)
     await store.claim_deliveries("hook", now, 10, 30)
@@ -124,7 +207,7 @@ async def test_channels_are_kept_apart(store: SQLiteStorage) -> None:
 
 
 async def test_large_batch_is_one_transaction_and_concurrent_claims_stay_consistent(
-    store: SQLiteStorage,
+    store: Storage,
 ) -> None:
     ids = await seed(store, 600)
     now = datetime.now(UTC) + timedelta(seconds=1)
@@ -142,7 +225,7 @@ async def test_large_batch_is_one_transaction_and_concurrent_claims_stay_consist
     assert await store.pending_count(["hook"]) == 100
 
 
-async def test_bad_outcome_is_a_clear_error_and_writes_nothing(store: SQLiteStorage) -> None:
+async def test_bad_outcome_is_a_clear_error_and_writes_nothing(store: Storage) -> None:
     ids = await seed(store, 2)
     now = datetime.now(UTC) + timedelta(seconds=1)
     await store.claim_deliveries("hook", now, 10, 30)
@@ -156,44 +239,14 @@ async def test_bad_outcome_is_a_clear_error_and_writes_nothing(store: SQLiteStor
     assert await store.record_outcomes([]) == []
 
 
-async def test_failed_transaction_rolls_back_the_whole_batch(
-    store: SQLiteStorage, tmp_path: Path
-) -> None:
-    ids = await seed(store, 2)
-    now = datetime.now(UTC) + timedelta(seconds=1)
-    await store.claim_deliveries("hook", now, 10, 30)
-    # Another connection holds the write lock past the busy timeout: the batch fails as a
-    # StorageError and nothing of it is written.
-    blocker = sqlite3.connect(tmp_path / "fw.db", timeout=0.1, isolation_level=None)
-    try:
-        blocker.execute("BEGIN IMMEDIATE")
-        db = store._require()
-        await db.execute("PRAGMA busy_timeout = 100")
-        try:
-            with pytest.raises(StorageError):
-                await store.record_outcomes(
-                    [DeliveryOutcome(i, "hook", "delivered", now, status=200) for i in ids]
-                )
-        finally:
-            await db.execute(f"PRAGMA busy_timeout = {sqlite_module.BUSY_TIMEOUT_MS}")
-        blocker.execute("ROLLBACK")
-    finally:
-        blocker.close()
-    rows = by_id(await store.list_alerts())
-    assert [rows[(i, "hook")].state for i in ids] == ["in_flight", "in_flight"]
-    assert await store.record_outcomes(
-        [DeliveryOutcome(i, "hook", "delivered", now, status=200) for i in ids]
-    ) == [True, True]
-
-
 # -- release_deliveries: claims taken back unsent
 
 
-async def test_release_undoes_an_unsent_claim(store: SQLiteStorage) -> None:
+async def test_release_undoes_an_unsent_claim(store: Storage) -> None:
     ids = await seed(store, 3)
     now = datetime.now(UTC) + timedelta(seconds=1)
     before = by_id(await store.list_alerts())[(ids[1], "hook")]
-    # ids[1] was tried once and is due again: its history must survive a release.
+    # ids[0] was tried once and is due again: its history must survive a release.
     [first] = await store.claim_deliveries("hook", now, 1, 30)
     retry_at = now + timedelta(seconds=5)
     await store.record_outcomes(
@@ -218,9 +271,7 @@ async def test_release_undoes_an_unsent_claim(store: SQLiteStorage) -> None:
     assert {d.alert_id: d.first_attempt for d in again}[ids[2]] == later
 
 
-async def test_release_leaves_a_row_claimed_again_by_someone_else(
-    store: SQLiteStorage, tmp_path: Path
-) -> None:
+async def test_release_leaves_a_row_claimed_again_by_someone_else(store: Storage) -> None:
     ids = await seed(store, 2)
     now = datetime.now(UTC) + timedelta(seconds=1)
     claimed = await store.claim_deliveries("hook", now, 10, 1)
