@@ -1,0 +1,151 @@
+"""What an article says, reduced to comparable tokens: words, facts, names.
+
+Everything here is a pure function of the text and stable across processes and releases
+(``zlib.crc32`` rather than ``hash()``, fixed word lists), because signatures made from it
+are stored and compared by other daemons later. Changing any rule here means bumping
+``signature.VERSION``.
+
+- **Words** (for shingles): NFKD, combining marks dropped, case-folded, runs of letters and
+  digits.
+- **Facts**: numbers (separators dropped, so ``1,250``, ``1.250`` and ``1 250`` are one
+  fact; ``3-1`` stays a score), small numbers written as words, weekdays and months, in
+  English, Spanish, French, German, Italian and Portuguese. Facts are what changes between
+  two reports of the same template (a market close, a match) and what an update changes only
+  in part.
+- **Names**: capitalised words inside a sentence (not its first word), in the body. A rough
+  named-entity signal that needs no model and works the same in every Latin-script language
+  (in German it also picks up common nouns; the rule compares sets, so that only dilutes).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+
+_WORD_RE = re.compile(r"[^\W_]+")
+# A number with thousands/decimal/time separators, optionally a score or range ("3-1").
+_NUMBER_RE = re.compile(r"\d+(?:[.,:'\u00a0\u202f]\d+)*(?:[-–]\d+(?:[.,:]\d+)*)?")
+_SENTENCE_END = frozenset('.!?:;"“”«»—…')
+
+# Small numbers written out, mapped to their digits. Words that are also ordinary words in
+# another of these languages (en "once", de "elf", fr "neuf", it "sei", "otto") are left out:
+# the same article must give the same facts whatever language it is tagged with.
+_NUMBER_WORDS: dict[str, str] = {}
+for _value, _words in {
+    2: "two dos deux zwei due dois duas",
+    3: "three tres trois drei tre três",
+    4: "four cuatro quatre vier quattro quatro",
+    5: "five cinco cinq fünf cinque",
+    6: "six seis sechs",
+    7: "seven siete sieben sette sete",
+    8: "eight ocho huit acht oito",
+    9: "nine nueve neun nove",
+    10: "ten diez dix zehn dieci dez",
+    11: "eleven",
+    12: "twelve doce douze zwölf dodici",
+    15: "fifteen quince quinze fünfzehn quindici",
+    20: "twenty veinte vingt zwanzig venti vinte",
+}.items():
+    for _w in _words.split():
+        _NUMBER_WORDS[_w] = str(_value)
+
+_WEEKDAYS = {
+    1: "monday lunes lundi montag lunedi",
+    2: "tuesday martes mardi dienstag martedi",
+    3: "wednesday miercoles mercredi mittwoch mercoledi",
+    4: "thursday jueves jeudi donnerstag giovedi",
+    5: "friday viernes vendredi freitag venerdi",
+    6: "saturday sabado samedi samstag sonnabend",
+    7: "sunday domingo dimanche sonntag domenica",
+}
+_MONTHS = {
+    1: "january enero janvier januar gennaio janeiro",
+    2: "february febrero fevrier februar febbraio fevereiro",
+    3: "march marzo mars marz marzo marco",
+    4: "april abril avril aprile",
+    5: "mayo mai maggio maio",  # English "may" only capitalised, see _calendar
+    6: "june junio juin juni giugno junho",
+    7: "july julio juillet juli luglio julho",
+    8: "august agosto aout",
+    9: "september septiembre septembre settembre setembro",
+    10: "october octubre octobre oktober ottobre outubro",
+    11: "november noviembre novembre novembro",
+    12: "december diciembre decembre dezember dicembre dezembro",
+}
+_CALENDAR: dict[str, str] = {}
+for _n, _names in _WEEKDAYS.items():
+    for _w in _names.split():
+        _CALENDAR[_w] = f"wd{_n}"
+for _n, _names in _MONTHS.items():
+    for _w in _names.split():
+        _CALENDAR[_w] = f"mo{_n}"
+
+# Words capitalised inside sentences that are not names: pronouns, titles, and the words
+# that start quoted speech or headlines pasted into text. Kept short on purpose.
+_NOT_NAMES = frozenset(
+    "i mr mrs ms dr st the a an it he she we they this that in on at el la los las le les "
+    "der die das ein eine il lo gli un une des du de del y et und e o".split()
+)
+
+
+def fold(text: str) -> str:
+    """Case-folded, accents dropped (NFKD minus combining marks): ``Ödegaard`` -> ``odegaard``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    if decomposed.isascii():
+        return decomposed.casefold()
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def words(text: str) -> list[str]:
+    return _WORD_RE.findall(fold(text))
+
+
+def h32(token: str) -> int:
+    """A 32-bit hash that is the same in every process and Python version."""
+    return zlib.crc32(token.encode("utf-8"))
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers in order of appearance, separators dropped: ``"1,250"`` -> ``"1250"``."""
+    out: list[str] = []
+    for m in _NUMBER_RE.finditer(text):
+        tok = m.group(0).replace("–", "-")
+        out.append(re.sub(r"[^\d-]", "", tok))
+    return out
+
+
+def facts(text: str) -> set[str]:
+    """Numbers, numbers in words, weekdays and months (``"wd2"``, ``"mo3"``)."""
+    out = set(numbers(text))
+    for m in _WORD_RE.finditer(text):
+        raw = m.group(0)
+        w = fold(raw)
+        if w in _NUMBER_WORDS:
+            out.add(_NUMBER_WORDS[w])
+        elif w in _CALENDAR:
+            out.add(_CALENDAR[w])
+        elif w == "may" and raw == "May":
+            out.add("mo5")
+    return out
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words that do not start a sentence (folded): a cheap stand-in for entities."""
+    out: set[str] = set()
+    for para in text.split("\n"):
+        prev_end = 0
+        sentence_start = True
+        for m in _WORD_RE.finditer(para):
+            gap = para[prev_end : m.start()]
+            if any(c in _SENTENCE_END for c in gap) or " – " in gap:
+                sentence_start = True
+            raw = m.group(0)
+            prev_end = m.end()
+            first = raw[0]
+            if not sentence_start and first.isupper() and not raw.isdigit():
+                w = fold(raw)
+                if w not in _NOT_NAMES and w not in _CALENDAR and w not in _NUMBER_WORDS:
+                    out.add(w)
+            sentence_start = False
+    return out
