@@ -18,7 +18,6 @@ import numpy as np
 from monitor.stories.rule import Evidence, compare
 from monitor.stories.signature import (
     TERM_PERM,
-    TERMS_OFFSET,
     TEXT_OFFSET,
     TEXT_PERM,
     Signature,

@@ -140,7 +140,7 @@ class Signature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Signature:
-        _, tp, mp, nf, nn, nl, nt, shingles = check_bytes(data)
+        _, tp, mp, nf, nn, nl, _, shingles = check_bytes(data)
         off = _HEADER.size
         text = np.frombuffer(data, dtype="<u2", count=tp, offset=off).astype(np.uint16)
         off += 2 * tp
@@ -178,9 +178,8 @@ def check_bytes(data: bytes) -> tuple[int, ...]:
     return head
 
 
-# Where the two sketches sit in the serialised form: the index reads them without decoding.
+# Where the two sketches start in the serialised form: the index reads them without decoding.
 TEXT_OFFSET = _HEADER.size
-TERMS_OFFSET = TEXT_OFFSET + 2 * TEXT_PERM
 
 
 def fact_hash(fact: str) -> int:
