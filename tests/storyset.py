@@ -25,7 +25,14 @@ import yaml
 
 DATA = Path(__file__).resolve().parent / "data" / "stories"
 KINDS = {"original", "syndicated", "trimmed", "local", "update", "rewrite"}
-NEGATIVE_KINDS = {"later_event", "next_day_market", "other_match", "analysis", "same_town"}
+NEGATIVE_KINDS = {
+    "later_event",
+    "next_day_market",
+    "other_match",
+    "analysis",
+    "same_town",
+    "same_template",
+}
 
 
 @dataclass(frozen=True, slots=True)

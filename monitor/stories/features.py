@@ -26,7 +26,6 @@ import zlib
 _WORD_RE = re.compile(r"[^\W_]+")
 # A number with thousands/decimal/time separators, optionally a score or range ("3-1").
 _NUMBER_RE = re.compile(r"\d+(?:[.,:'\u00a0\u202f]\d+)*(?:[-–]\d+(?:[.,:]\d+)*)?")
-_SENTENCE_END = frozenset('.!?:;"“”«»—…')
 
 # Small numbers written out, mapped to their digits. Words that are also ordinary words in
 # another of these languages (en "once", de "elf", fr "neuf", it "sei", "otto") are left out:
@@ -89,12 +88,23 @@ _NOT_NAMES = frozenset(
 )
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_NOT_DIGIT = re.compile(r"[^\d-]")
+# Letters NFKD does not decompose but readers treat as their base letter.
+_LETTERS = str.maketrans({"ø": "o", "đ": "d", "ł": "l", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe"})
+_MAY = re.compile(r"\bMay\b")
+_WORD_FACTS = frozenset(_NUMBER_WORDS) | frozenset(_CALENDAR)
+# Where sentences (and headlines, quotes, list items) start: a new word after these is not
+# taken as a name however it is capitalised.
+_SENTENCE_SPLIT = re.compile(r'[.!?:;"“”«»—…\n]|\s–\s')
+_FOLD_CACHE: dict[str, str] = {}
+
+
 def fold(text: str) -> str:
-    """Case-folded, accents dropped (NFKD minus combining marks): ``Ödegaard`` -> ``odegaard``."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    if decomposed.isascii():
-        return decomposed.casefold()
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    """Case-folded, accents dropped (NFKD minus combining marks): ``Ødegaard`` -> ``odegaard``."""
+    if text.isascii():
+        return text.lower()
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold())).translate(_LETTERS)
 
 
 def words(text: str) -> list[str]:
@@ -106,46 +116,43 @@ def h32(token: str) -> int:
     return zlib.crc32(token.encode("utf-8"))
 
 
-def numbers(text: str) -> list[str]:
-    """Numbers in order of appearance, separators dropped: ``"1,250"`` -> ``"1250"``."""
-    out: list[str] = []
-    for m in _NUMBER_RE.finditer(text):
-        tok = m.group(0).replace("–", "-")
-        out.append(re.sub(r"[^\d-]", "", tok))
+def numbers(text: str) -> set[str]:
+    """Numbers, separators dropped: ``"1,250"`` -> ``"1250"``; ``"3-1"`` stays a score."""
+    out: set[str] = set()
+    for tok in _NUMBER_RE.findall(text):
+        out.add(tok if tok.isdigit() else _NOT_DIGIT.sub("", tok.replace("–", "-")))
     return out
 
 
-def facts(text: str) -> set[str]:
-    """Numbers, numbers in words, weekdays and months (``"wd2"``, ``"mo3"``)."""
-    out = set(numbers(text))
-    for m in _WORD_RE.finditer(text):
-        raw = m.group(0)
-        w = fold(raw)
-        if w in _NUMBER_WORDS:
-            out.add(_NUMBER_WORDS[w])
-        elif w in _CALENDAR:
-            out.add(_CALENDAR[w])
-        elif w == "may" and raw == "May":
-            out.add("mo5")
+def facts(text: str, folded_words: list[str] | None = None) -> set[str]:
+    """Numbers, numbers in words, weekdays and months (``"wd2"``, ``"mo3"``).
+
+    ``folded_words`` (``words(text)``) may be passed when the caller has them already.
+    """
+    out = numbers(text)
+    ws = words(text) if folded_words is None else folded_words
+    for w in _WORD_FACTS.intersection(ws):
+        out.add(_NUMBER_WORDS.get(w) or _CALENDAR[w])
+    if _MAY.search(text):  # English "may" counts only as the capitalised month
+        out.add("mo5")
     return out
 
 
 def names(text: str) -> set[str]:
     """Capitalised words that do not start a sentence (folded): a cheap stand-in for entities."""
+    caps: set[str] = set()
+    find = _WORD_RE.findall
+    for sentence in _SENTENCE_SPLIT.split(text):
+        toks = find(sentence)
+        caps.update(t for t in toks[1:] if t[0].isupper())
+    cache = _FOLD_CACHE
+    if len(cache) > 200_000:
+        cache.clear()
     out: set[str] = set()
-    for para in text.split("\n"):
-        prev_end = 0
-        sentence_start = True
-        for m in _WORD_RE.finditer(para):
-            gap = para[prev_end : m.start()]
-            if any(c in _SENTENCE_END for c in gap) or " – " in gap:
-                sentence_start = True
-            raw = m.group(0)
-            prev_end = m.end()
-            first = raw[0]
-            if not sentence_start and first.isupper() and not raw.isdigit():
-                w = fold(raw)
-                if w not in _NOT_NAMES and w not in _CALENDAR and w not in _NUMBER_WORDS:
-                    out.add(w)
-            sentence_start = False
+    for raw in caps:
+        w = cache.get(raw)
+        if w is None:
+            w = cache[raw] = fold(raw)
+        if w not in _NOT_NAMES and w not in _WORD_FACTS and not w.isdigit():
+            out.add(w)
     return out
