@@ -21,6 +21,7 @@ REWRITE_FACTS = 0.60  # a rewrite keeps most facts ...
 REWRITE_NAMES = 0.35  # ... and a good share of the names
 REWRITE_GAP_HOURS = 36.0  # rewrites come within a day and a half of the report
 LEAD_FACTS_MIN = 2  # both leads state at least this many facts for the lead test to apply
+LEAD_SHARED = 0.34  # leads that name different days and share less than this are two events
 TEMPLATE_FACTS = 0.50  # below this overall fact agreement, disjoint leads mean another event
 MIN_FACTS_FOR_CONFLICT = 4  # fewer facts than this: too little to call a conflict
 FACTS_REPLACED = 0.15  # copies whose facts agree less than this were filled in for another event
@@ -82,12 +83,13 @@ def compare(
     enough_facts = min(len(new.facts), len(old.facts)) >= MIN_FACTS_FOR_CONFLICT
 
     days_new, days_old = _WEEKDAYS.intersection(new.lead), _WEEKDAYS.intersection(old.lead)
-    if days_new and days_old and not days_new & days_old:
+    same_day = bool(days_new & days_old)
+    if days_new and days_old and not same_day and (lead or 0.0) < LEAD_SHARED:
         verdict = "different event: the leads name different days"
     elif lead == 0.0 and enough_facts and (facts or 0.0) < TEMPLATE_FACTS:
         verdict = "different event: the leads share no fact"
     elif t >= COPY_TEXT:
-        if enough_facts and (facts or 0.0) < FACTS_REPLACED:
+        if enough_facts and (facts or 0.0) < FACTS_REPLACED and not same_day:
             verdict = "different event: same text, facts replaced"
         else:
             verdict = "copy"
