@@ -65,7 +65,9 @@ def baseline_minhash(text: str) -> MinHash:
     return m
 
 
-def run_baseline(arts: list[LabelledArticle], threshold: float, window: timedelta) -> dict[str, object]:
+def run_baseline(
+    arts: list[LabelledArticle], threshold: float, window: timedelta
+) -> dict[str, object]:
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
     seen: dict[str, tuple[MinHash, datetime, str]] = {}
     story: dict[str, object] = {}
@@ -146,15 +148,23 @@ def quality() -> None:
                 f"  ratio vs best baseline: pairwise F1 {s_ours.pair_f1 / max(b.pair_f1, 1e-9):.2f}x, "
                 f"B-cubed F1 {s_ours.bcubed_f1 / max(b.bcubed_f1, 1e-9):.2f}x"
             )
-        print("  hard-negative pairs merged (feedwatch):", dict(hard_negative_merges(groups, ours)) or "none")
+        print(
+            "  hard-negative pairs merged (feedwatch):",
+            dict(hard_negative_merges(groups, ours)) or "none",
+        )
         for t in BASELINE_THRESHOLDS:
-            print(f"  hard-negative pairs merged (minhash {t}):", dict(hard_negative_merges(groups, base[t])) or "none")
+            print(
+                f"  hard-negative pairs merged (minhash {t}):",
+                dict(hard_negative_merges(groups, base[t])) or "none",
+            )
         kinds = Counter(a.kind for a in arts)
         missed: Counter[str] = Counter()
         for a, b in combinations(arts, 2):
             if a.story == b.story and ours[a.id] != ours[b.id]:
                 missed[b.kind] += 1
-        print(f"  same-story pairs split by feedwatch, by the later article's kind: {dict(missed) or 'none'} (articles by kind: {dict(kinds)})")
+        print(
+            f"  same-story pairs split by feedwatch, by the later article's kind: {dict(missed) or 'none'} (articles by kind: {dict(kinds)})"
+        )
 
 
 # --- synthetic articles ----------------------------------------------------------------------
@@ -287,7 +297,11 @@ def speed(n: int, probes: int, seed: int) -> None:
     jobs += [(seed, n + probes + i, 1500, False) for i in range(probes - probes // 2)]
     print(f"building {len(jobs)} synthetic articles (~1.5 KB) in a process pool ...", flush=True)
     dt, made = timed(
-        lambda: list(ProcessPoolExecutor(2, initializer=_init, initargs=(seed,)).map(_make, jobs, chunksize=500))
+        lambda: list(
+            ProcessPoolExecutor(2, initializer=_init, initargs=(seed,)).map(
+                _make, jobs, chunksize=500
+            )
+        )
     )
     print(f"  {dt:.1f} s")
     fill, probe = made[:n], made[n:]
@@ -313,18 +327,27 @@ def speed(n: int, probes: int, seed: int) -> None:
 
     # baseline: MinHashLSH, fill by insert, then probe (query + verify + insert)
     lsh = MinHashLSH(threshold=0.5, num_perm=NUM_PERM)
-    mhs = [MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(h, dtype=np.uint32), scheme="affine32") for _, h, *_ in fill]
+    mhs = [
+        MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(h, dtype=np.uint32), scheme="affine32")
+        for _, h, *_ in fill
+    ]
     dt_bfill, _ = timed(lambda: [lsh.insert(i, mhs[i]) for i in range(n)])
     blat: list[float] = []
     for k, (_, h, _, _) in enumerate(probe):
-        m = MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(h, dtype=np.uint32), scheme="affine32")
+        m = MinHash(
+            num_perm=NUM_PERM, hashvalues=np.frombuffer(h, dtype=np.uint32), scheme="affine32"
+        )
         c = time.perf_counter()
         best = max(((m.jaccard(mhs[j]), j) for j in lsh.query(m) if j < n), default=None)
         lsh.insert(n + k, m)
         blat.append(time.perf_counter() - c)
         del best
-    print(f"\n== {n:,} stories in the window; {len(probe)} probes ({len(copy_src)} copies, {len(probe) - len(copy_src)} new) ==")
-    print(f"fill by add(): {dt_fill:.1f} s = {dt_fill / n * 1e6:.0f} us/article; MinHashLSH.insert: {dt_bfill / n * 1e6:.0f} us/article")
+    print(
+        f"\n== {n:,} stories in the window; {len(probe)} probes ({len(copy_src)} copies, {len(probe) - len(copy_src)} new) =="
+    )
+    print(
+        f"fill by add(): {dt_fill:.1f} s = {dt_fill / n * 1e6:.0f} us/article; MinHashLSH.insert: {dt_bfill / n * 1e6:.0f} us/article"
+    )
     mean, med = statistics.mean(lat), statistics.median(lat)
     bmean, bmed = statistics.mean(blat), statistics.median(blat)
     print(
@@ -332,11 +355,14 @@ def speed(n: int, probes: int, seed: int) -> None:
         f"MinHashLSH query+verify+insert mean {bmean * 1e6:.0f} us, median {bmed * 1e6:.0f}, p99 {pct(blat, 0.99) * 1e6:.0f} "
         f"| ratio (mean) {mean / bmean:.2f}x"
     )
-    print(f"copies joined to their source's story: {joined_copies}/{len(copy_src)}; new articles joined: {joined_new}/{len(probe) - len(copy_src)}")
+    print(
+        f"copies joined to their source's story: {joined_copies}/{len(copy_src)}; new articles joined: {joined_new}/{len(probe) - len(copy_src)}"
+    )
 
     # rebuild from stored rows, memory, eviction
     rows = [(i, int(index.story_of(i) or i), fill[i][0], pubs[i]) for i in range(n)]
-    del index, lsh
+    index = StoryIndex()
+    lsh = MinHashLSH(threshold=0.5, num_perm=NUM_PERM)
     gc.collect()
     dt_rebuild, idx2 = timed(lambda: StoryIndex.rebuild(rows))
     mem, idx3 = traced(lambda: StoryIndex.rebuild(rows))
@@ -347,7 +373,14 @@ def speed(n: int, probes: int, seed: int) -> None:
     def build_lsh() -> MinHashLSH:
         lsh = MinHashLSH(threshold=0.5, num_perm=NUM_PERM)
         for i, (_, h, *_rest) in enumerate(fill):
-            lsh.insert(i, MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(h, dtype=np.uint32), scheme="affine32"))
+            lsh.insert(
+                i,
+                MinHash(
+                    num_perm=NUM_PERM,
+                    hashvalues=np.frombuffer(h, dtype=np.uint32),
+                    scheme="affine32",
+                ),
+            )
         return lsh
 
     dt_brebuild, _ = timed(build_lsh)

@@ -81,12 +81,31 @@ def _keys_matrix(text: np.ndarray, terms: np.ndarray) -> np.ndarray:
     return keys
 
 
+_BAND_TAGS = np.arange(BANDS, dtype=np.uint64) << np.uint64(48)
+_TEXT_ROWS = TEXT_BANDS * ROWS
+_TERM_ROWS = TERM_BANDS * ROWS
+
+
+def _row_keys(blob: bytes) -> list[int]:
+    """The non-zero LSH keys of one serialised signature (as ``_keys_matrix``, one row)."""
+    v = np.frombuffer(blob, dtype="<u2", count=TEXT_PERM + TERM_PERM, offset=TEXT_OFFSET)
+    both = np.concatenate([v[:_TEXT_ROWS], v[TEXT_PERM : TEXT_PERM + _TERM_ROWS]])
+    rows = both.astype(np.uint64).reshape(BANDS, ROWS)
+    keys = (
+        (rows[:, 0] << np.uint64(32)) | (rows[:, 1] << np.uint64(16)) | rows[:, 2] | _BAND_TAGS
+    ).tolist()
+    out: list[int] = []
+    if not (v[:TEXT_PERM] == _EMPTY).all():
+        out += keys[:TEXT_BANDS]
+    if not (v[TEXT_PERM:] == _EMPTY).all():
+        out += keys[TEXT_BANDS:]
+    return out
+
+
 def band_keys(signature: SigLike) -> list[int]:
     """The article's LSH keys (distinct, non-zero, each < 2**54): store them in an indexed
     column; two articles are candidates for the same story when they share one."""
-    b = _as_bytes(signature)
-    text, terms, _ = _sketches([b])
-    return sorted({int(k) for k in _keys_matrix(text, terms)[0] if k})
+    return sorted(_row_keys(_as_bytes(signature)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +207,9 @@ class StoryIndex:
         self._slot_of: dict[int, int] = {}  # article id -> slot
         self._keys = np.zeros(0, dtype=np.uint64)  # sorted
         self._key_slots = np.zeros(0, dtype=np.int32)
-        self._pending: dict[int, list[int]] = {}
-        self._pending_count = 0
+        self._pending: dict[int, list[int]] = {}  # recent keys, not yet in the sorted arrays
+        self._pending_keys: list[int] = []
+        self._pending_slots: list[int] = []
 
     # --- bookkeeping ------------------------------------------------------------------
 
@@ -214,7 +234,7 @@ class StoryIndex:
             self._key_slots,
         )
         blobs = sum(len(b) + 33 for b in self._blobs if b is not None)
-        pending = self._pending_count * 8 + len(self._pending) * 100
+        pending = len(self._pending_keys) * 16 + len(self._pending) * 100
         return sum(a.nbytes for a in arrays) + blobs + pending + len(self._slot_of) * 100
 
     def _grow(self, need: int) -> None:
@@ -236,51 +256,50 @@ class StoryIndex:
     # --- LSH ----------------------------------------------------------------------------
 
     def _merge_pending(self) -> None:
-        if not self._pending:
+        if not self._pending_keys:
             return
-        items = sorted(self._pending.items())
-        keys = np.fromiter(
-            (k for k, slots in items for _ in slots), dtype=np.uint64, count=self._pending_count
-        )
-        slots = np.fromiter(
-            (s for _, ss in items for s in ss), dtype=np.int32, count=self._pending_count
-        )
+        keys = np.array(self._pending_keys, dtype=np.uint64)
+        slots = np.array(self._pending_slots, dtype=np.int32)
+        order = np.argsort(keys, kind="stable")
+        keys, slots = keys[order], slots[order]
         at = np.searchsorted(self._keys, keys)
         self._keys = np.insert(self._keys, at, keys)
         self._key_slots = np.insert(self._key_slots, at, slots)
         self._pending.clear()
-        self._pending_count = 0
+        self._pending_keys.clear()
+        self._pending_slots.clear()
 
-    def _lookup(self, keys: np.ndarray) -> dict[int, int]:
+    def _lookup(self, keys: list[int]) -> dict[int, int]:
         """Alive slots sharing keys with the query -> how many keys they share."""
         hits: dict[int, int] = {}
-        keys = keys[keys != 0]
-        if len(self._keys):
-            lo = np.searchsorted(self._keys, keys, "left")
-            hi = np.searchsorted(self._keys, keys, "right")
-            for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-                if b > a:
-                    for s in self._key_slots[a:b].tolist():
-                        hits[s] = hits.get(s, 0) + 1
+        if len(self._keys) and keys:
+            q = np.array(keys, dtype=np.uint64)
+            lo = np.searchsorted(self._keys, q, "left")
+            hi = np.searchsorted(self._keys, q, "right")
+            found = np.flatnonzero(hi > lo)
+            for i in found.tolist():
+                for slot in self._key_slots[lo[i] : hi[i]].tolist():
+                    hits[slot] = hits.get(slot, 0) + 1
         pending = self._pending
         if pending:
-            for k in keys.tolist():
-                for s in pending.get(k, ()):
-                    hits[s] = hits.get(s, 0) + 1
+            for k in keys:
+                for slot in pending.get(k, ()):
+                    hits[slot] = hits.get(slot, 0) + 1
         alive = self._alive
-        return {s: c for s, c in hits.items() if alive[s]}
+        return {slot: c for slot, c in hits.items() if alive[slot]}
 
     # --- the public operations ---------------------------------------------------------
 
     def candidates(self, signature: SigLike, published: datetime) -> list[StoredArticle]:
         """Stored articles within the window that share an LSH key with ``signature``."""
-        b = _as_bytes(signature)
-        text, terms, _ = _sketches([b])
-        hits = self._lookup(_keys_matrix(text, terms)[0])
-        t0, span = _epoch(published), self.window.total_seconds()
+        return self._candidates(_row_keys(_as_bytes(signature)), _epoch(published))
+
+    def _candidates(self, keys: list[int], t0: float) -> list[StoredArticle]:
+        span = self.window.total_seconds()
         out: list[StoredArticle] = []
-        for s in sorted(hits):
-            if abs(self._published[s] - t0) <= span:
+        for s in sorted(self._lookup(keys)):
+            pub = float(self._published[s])
+            if abs(pub - t0) <= span:
                 blob = self._blobs[s]
                 assert blob is not None
                 out.append(
@@ -288,41 +307,54 @@ class StoryIndex:
                         int(self._article[s]),
                         int(self._story[s]),
                         blob,
-                        datetime.fromtimestamp(float(self._published[s]), UTC),
+                        datetime.fromtimestamp(pub, UTC),
                     )
                 )
         return out
 
     def decide(self, article_id: int, signature: SigLike, published: datetime) -> StoryDecision:
         """The story the article would join, without recording it."""
+        return self._decide(article_id, _as_bytes(signature), published)[0]
+
+    def _decide(
+        self, article_id: int, blob: bytes, published: datetime
+    ) -> tuple[StoryDecision, list[int] | None]:
         slot = self._slot_of.get(article_id)
         if slot is not None:
             story = int(self._story[slot])
-            return StoryDecision(article_id, story, story != article_id)
-        cands = self.candidates(signature, published)
-        return decide(article_id, signature, published, cands, window=self.window)
+            return StoryDecision(article_id, story, story != article_id), None
+        check_bytes(blob)
+        keys = _row_keys(blob)
+        cands = self._candidates(keys, _epoch(published))
+        return decide(article_id, blob, published, cands, window=self.window), keys
 
     def add(self, article_id: int, signature: SigLike, published: datetime) -> StoryDecision:
         """Decide the article's story and record it (adding the same id again is a no-op)."""
-        decision = self.decide(article_id, signature, published)
-        if article_id not in self._slot_of:
-            self.insert(article_id, decision.story_id, signature, published)
+        blob = _as_bytes(signature)
+        decision, keys = self._decide(article_id, blob, published)
+        if keys is not None:
+            self._insert(article_id, decision.story_id, blob, published, keys)
         return decision
 
     def insert(
         self, article_id: int, story_id: int, signature: SigLike, published: datetime
     ) -> None:
-        """Record an article whose story is already decided (a stored row)."""
-        if article_id in self._slot_of:
-            slot = self._slot_of[article_id]
+        """Record an article whose story is already decided (a stored row); recording a known
+        id again updates its story (e.g. after storage reconciled two daemons' decisions)."""
+        slot = self._slot_of.get(article_id)
+        if slot is not None:
             self._story[slot] = story_id
             return
         blob = _as_bytes(signature)
         check_bytes(blob)
-        text, terms, _ = _sketches([blob])
-        keys = _keys_matrix(text, terms)[0]
+        self._insert(article_id, story_id, blob, published, _row_keys(blob))
+
+    def _insert(
+        self, article_id: int, story_id: int, blob: bytes, published: datetime, keys: list[int]
+    ) -> None:
         slot = self._n
-        self._grow(slot + 1)
+        if slot >= self._cap:
+            self._grow(slot + 1)
         self._n += 1
         self._alive_count += 1
         self._article[slot] = article_id
@@ -332,10 +364,15 @@ class StoryIndex:
         self._blobs.append(blob)
         self._slot_of[article_id] = slot
         pending = self._pending
-        for k in set(keys[keys != 0].tolist()):
-            pending.setdefault(k, []).append(slot)
-            self._pending_count += 1
-        if self._pending_count >= _MERGE_KEYS:
+        for k in keys:
+            lst = pending.get(k)
+            if lst is None:
+                pending[k] = [slot]
+            else:
+                lst.append(slot)
+        self._pending_keys.extend(keys)
+        self._pending_slots.extend([slot] * len(keys))
+        if len(self._pending_keys) >= _MERGE_KEYS:
             self._merge_pending()
 
     def evict(self, older_than: datetime) -> int:
