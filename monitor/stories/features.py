@@ -72,6 +72,9 @@ _MONTHS = {
     11: "november noviembre novembre novembro",
     12: "december diciembre decembre dezember dicembre dezembro",
 }
+_MONTH_NUMBER = {w: n for n, names in _MONTHS.items() for w in names.split()} | {"may": 5}
+_MONTH_WORDS = frozenset(_MONTH_NUMBER)
+_DATE_GLUE = frozenset({"de", "del", "du", "di", "of", "do"})  # "7 de marzo", "7 of March"
 _CALENDAR: dict[str, str] = {}
 for _n, _names in _WEEKDAYS.items():
     for _w in _names.split():
@@ -125,16 +128,43 @@ def numbers(text: str) -> set[str]:
 
 
 def facts(text: str, folded_words: list[str] | None = None) -> set[str]:
-    """Numbers, numbers in words, weekdays and months (``"wd2"``, ``"mo3"``).
+    """Numbers, numbers in words, weekdays, months and dates (``"wd2"``, ``"mo3"``, ``"md3-7"``).
 
     ``folded_words`` (``words(text)``) may be passed when the caller has them already.
     """
     out = numbers(text)
     ws = words(text) if folded_words is None else folded_words
-    for w in _WORD_FACTS.intersection(ws):
+    found = _WORD_FACTS.intersection(ws)
+    for w in found:
         out.add(_NUMBER_WORDS.get(w) or _CALENDAR[w])
-    if _MAY.search(text):  # English "may" counts only as the capitalised month
+    english_may = _MAY.search(text) is not None
+    if english_may:  # English "may" counts only as the capitalised month
         out.add("mo5")
+    if english_may or not found.isdisjoint(_MONTH_WORDS):
+        out.update(dates(ws, english_may=english_may))
+    return out
+
+
+def dates(ws: list[str], *, english_may: bool = False) -> set[str]:
+    """Calendar dates in folded words: ``7 de marzo``, ``March 7``, ``7. März`` -> ``"md3-7"``.
+
+    ``may`` counts only when the text has the capitalised month (``english_may``).
+    """
+    out: set[str] = set()
+    n = len(ws)
+    for i, w in enumerate(ws):
+        month = _MONTH_NUMBER.get(w)
+        if month is None or (w == "may" and not english_may):
+            continue
+        around = [ws[i - 1]] if i else []
+        if i >= 2 and ws[i - 1] in _DATE_GLUE:
+            around.append(ws[i - 2])
+        if i + 1 < n:
+            around.append(ws[i + 1])
+        for day in around:
+            if day.isdigit() and len(day) <= 2 and 1 <= int(day) <= 31:
+                out.add(f"md{month}-{int(day)}")
+                break
     return out
 
 

@@ -24,9 +24,11 @@ LEAD_FACTS_MIN = 2  # both leads state at least this many facts for the lead tes
 LEAD_SHARED = 0.34  # leads that name different days and share less than this are two events
 TEMPLATE_FACTS = 0.50  # below this overall fact agreement, disjoint leads mean another event
 MIN_FACTS_FOR_CONFLICT = 4  # fewer facts than this: too little to call a conflict
-FACTS_REPLACED = 0.15  # copies whose facts agree less than this were filled in for another event
 
-_WEEKDAYS = frozenset(fact_hash(f"wd{d}") for d in range(1, 8))
+# Facts that say which day: weekdays and calendar dates.
+_DAYS = frozenset(fact_hash(f"wd{d}") for d in range(1, 8)) | frozenset(
+    fact_hash(f"md{m}-{d}") for m in range(1, 13) for d in range(1, 32)
+)
 _B16 = 1.0 / 65536.0  # chance agreement of two different 16-bit minima
 
 
@@ -82,17 +84,14 @@ def compare(
         lead = len(set(new.lead) & set(old.lead)) / min(len(new.lead), len(old.lead))
     enough_facts = min(len(new.facts), len(old.facts)) >= MIN_FACTS_FOR_CONFLICT
 
-    days_new, days_old = _WEEKDAYS.intersection(new.lead), _WEEKDAYS.intersection(old.lead)
+    days_new, days_old = _DAYS.intersection(new.lead), _DAYS.intersection(old.lead)
     same_day = bool(days_new & days_old)
     if days_new and days_old and not same_day and (lead or 0.0) < LEAD_SHARED:
         verdict = "different event: the leads name different days"
     elif lead == 0.0 and enough_facts and (facts or 0.0) < TEMPLATE_FACTS:
         verdict = "different event: the leads share no fact"
     elif t >= COPY_TEXT:
-        if enough_facts and (facts or 0.0) < FACTS_REPLACED and not same_day:
-            verdict = "different event: same text, facts replaced"
-        else:
-            verdict = "copy"
+        verdict = "copy"
     elif t < REWRITE_TEXT:
         verdict = "no shared phrasing"
     elif facts is None or facts < REWRITE_FACTS:
