@@ -10,6 +10,7 @@ rewrite and update must land in its story.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,12 @@ def test_signature_round_trip_and_size() -> None:
     assert Signature.from_bytes(blob).to_bytes() == blob
     assert 300 < len(blob) < 800
     assert sig.title_numbers == ("12", "61")
+
+
+def test_signature_pickles_for_the_process_pool() -> None:
+    a = by_id("de-hw-wire")
+    sig = fingerprint(a.title, a.text)
+    assert pickle.loads(pickle.dumps(sig)) == sig
 
 
 def test_signature_is_the_same_in_another_process() -> None:
