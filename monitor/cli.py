@@ -145,6 +145,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     ad.add_argument("url", help="a site's home or section page, a feed or a sitemap")
 
+    ms = sub.add_parser(
+        "migrate-storage",
+        parents=[common],
+        help="copy the configured database into another (SQLite to PostgreSQL) and verify it",
+    )
+    ms.add_argument(
+        "--to", required=True, metavar="URL", help="the destination: postgresql://user:pass@host/db"
+    )
+    ms.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty a destination that already holds feedwatch data first (a half-done copy)",
+    )
+
     ta = sub.add_parser(
         "test-alert",
         parents=[common],
@@ -253,6 +267,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_enable(cfg, args.feed)
     if cmd == "test-alert":
         return await cmd_test_alert(cfg, args.channel)
+    if cmd == "migrate-storage":
+        return await cmd_migrate_storage(cfg, args.to, replace=args.replace)
     if cmd == "try":
         from monitor.trywatch import TryError, cmd_try
 
@@ -383,12 +399,14 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
     storage = await _open_existing(cfg)
     failed_alerts = 0
     states: dict[str, Any] = {}
+    daemons: list[Any] = []
     if storage is not None:
         try:
             states = {
                 s.key: s for s in await storage.list_feeds([feed_key(f.url) for f in cfg.feeds])
             }
             failed_alerts = len(await storage.list_alerts(failed_only=True, limit=1000))
+            daemons = await storage.list_daemons()
         finally:
             await storage.close()
     storage_problems = await check_location(cfg.storage.url)
@@ -420,6 +438,7 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
                 if st and st.items_per_day is not None
                 else None,
                 "state": "disabled" if disabled else (feed_health(st) if st else "new"),
+                "last_polled_by": st.last_polled_by if st else None,
                 "_state": st,
                 "_due": due,
                 "_server_wait": server_wait,
@@ -451,6 +470,8 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
     if daemon is not None and daemon.get("reachable") and not daemon.get("healthy"):
         trouble.append(f"daemon unhealthy: {daemon.get('storage', 'see /healthz')}")
 
+    running = [d for d in daemons if d.alive(now)]
+    summary["daemons_running"] = [d.id for d in running]
     if as_json:
         out = {
             "summary": summary,
@@ -465,6 +486,10 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
         )
         if storage is None:
             print(f"database: none yet at {cfg.storage.url} (`feedwatch run` creates it)")
+        elif running:
+            print(f"daemons:  {len(running)} running ({', '.join(d.id for d in running)})")
+        else:
+            print("daemons:  none running")
         for p in storage_problems:
             print(f"storage: {_line(p)}")
         if daemon is not None:
@@ -497,6 +522,8 @@ def _print_feed(r: dict[str, Any], now: datetime) -> None:
     print(line)
     if r["items_per_day"] is not None:
         print(f"    new items:  {r['items_per_day']:g}/day")
+    if r["last_polled_by"]:
+        print(f"    polled by:  {r['last_polled_by']}")
     if r["disabled"]:
         print(f"    disabled:   {r['disabled_reason']}")
     elif r["_server_wait"]:
@@ -657,6 +684,49 @@ async def _alerts_retry(cfg: Config, args: argparse.Namespace) -> int:
         f"re-queued {n} deliver{'y' if n == 1 else 'ies'}; a running daemon (or the next "
         "`feedwatch run`) sends them"
     )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- migrate-storage
+
+
+async def cmd_migrate_storage(cfg: Config, to: str, *, replace: bool) -> int:
+    """Copy every table into ``to``; the source is opened as a daemon, so on SQLite a running
+    daemon is refused (stop it first: the copy must see a database that does not change)."""
+    from monitor.logs import register_secrets
+    from monitor.settings import userinfo_secrets
+    from storage import database_exists, mask_url, open_storage
+    from storage.copy import CopyError, copy_storage
+
+    register_secrets(userinfo_secrets(to))
+    if not database_exists(cfg.storage.url):
+        raise CliError(f"no database at {cfg.storage.url}: nothing to copy")
+    src = open_storage(cfg.storage.url, open_timeout=10)
+    dst = open_storage(to, open_timeout=30)
+    if src.description == dst.description:
+        raise CliError("the destination is the configured database itself")
+    await src.open("daemon")
+    try:
+        await dst.open("command")  # creates the schema there
+        try:
+
+            def progress(table: str, done: int, total: int) -> None:
+                if total and (done == total or done % 20_000 == 0):
+                    print(f"  {table}: {done:,} of {total:,}", file=sys.stderr, flush=True)
+
+            print(f"copying {src.description} -> {dst.description}", file=sys.stderr)
+            try:
+                report = await copy_storage(src, dst, progress=progress, replace=replace)
+            except CopyError as exc:
+                print(f"feedwatch: {_redact(str(exc))}", file=sys.stderr)
+                return EXIT_FAIL
+        finally:
+            await dst.close()
+    finally:
+        await src.close()
+    print(f"copied and verified: {report.summary()}")
+    print("Now change one line of your config (then restart the daemons):")
+    print(f"  storage:\n    url: {mask_url(to).replace(':***@', ':${PGPASSWORD}@')}")
     return EXIT_OK
 
 

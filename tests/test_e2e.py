@@ -277,6 +277,7 @@ async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServe
         "disabled_reason",
         "items_per_day",
         "state",
+        "last_polled_by",
     }
     assert status["Good"]["error_count"] == 0 and status["Good"]["http_status"] == 200
     assert status["Down"]["error_count"] == 1 and status["Down"]["http_status"] == 500
