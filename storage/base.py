@@ -109,6 +109,12 @@ class NewArticle:
     extract_error: str | None = None  # why the body is the feed summary, if it is
     fetched_at: datetime | None = None
     alerts: list[NewAlert] = field(default_factory=list)
+    # Stories (monitor/stories): this article's ref, the story it joins (its own ref for a new
+    # story), its signature and LSH keys. None/empty: the article belongs to no story.
+    story_ref: int | None = None
+    story_id: int | None = None
+    story_sig: bytes | None = None
+    story_keys: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -121,6 +127,8 @@ class NewAlert:
     channels: list[str]
     # per channel: the earliest time to send (a digest channel waits for its period's end)
     not_before: dict[str, datetime] = field(default_factory=dict)
+    kind: Literal["match", "also_reported"] = "match"
+    story_alert_id: str | None = None  # also_reported: the story's alert it is attached to
 
 
 @dataclass(slots=True)
@@ -187,6 +195,19 @@ class AlertRecord:
     created_at: datetime
     payload: dict[str, Any]
     deliveries: list[Delivery] = field(default_factory=list)
+    kind: str = "match"
+    story_alert_id: str | None = None
+    copies: list[AlertRecord] = field(default_factory=list)  # also_reported, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """A stored article as the story index needs it."""
+
+    story_ref: int
+    story_id: int
+    signature: bytes
+    published: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +231,8 @@ class DaemonInfo:
 # key columns (rows are exported in key order) and every column with its kind. Both backends
 # have exactly these columns; ``export_rows``/``import_rows`` speak in these Python values:
 # int, float, str, datetime (``time``), dict (``json``), None.
-ColumnKind = Literal["int", "real", "text", "time", "json"]
-TableName = Literal["feeds", "articles", "alerts", "deliveries"]
+ColumnKind = Literal["int", "real", "text", "time", "json", "bytes"]
+TableName = Literal["feeds", "articles", "story_keys", "alerts", "deliveries"]
 TABLES: dict[TableName, tuple[tuple[str, ...], tuple[tuple[str, ColumnKind], ...]]] = {
     "feeds": (
         ("id",),
@@ -234,13 +255,19 @@ TABLES: dict[TableName, tuple[tuple[str, ...], tuple[tuple[str, ColumnKind], ...
             ("canonical_url", "text"), ("title", "text"), ("summary", "text"),
             ("body", "text"), ("author", "text"), ("published", "time"),
             ("language", "text"), ("extract_error", "text"), ("fetched_at", "time"),
+            ("story_ref", "int"), ("story_id", "int"), ("story_sig", "bytes"),
         ),
+    ),
+    "story_keys": (
+        ("key", "story_ref"),
+        (("key", "int"), ("story_ref", "int"), ("published", "time")),
     ),
     "alerts": (
         ("id",),
         (
             ("id", "text"), ("watchlist", "text"), ("article_id", "int"),
-            ("created_at", "time"), ("payload", "json"),
+            ("created_at", "time"), ("payload", "json"), ("kind", "text"),
+            ("story_alert_id", "text"),
         ),
     ),
     "deliveries": (
@@ -375,6 +402,27 @@ class Storage(Protocol):
 
     async def get_article(self, article_id: int) -> Article | None: ...
 
+    # -- stories
+    async def story_candidates(
+        self, keys: list[int], since: datetime, until: datetime
+    ) -> list[StoryRow]:
+        """Stored articles published in [since, until] sharing one of ``keys`` (any daemon's)."""
+
+    async def story_rows(self, since: datetime, limit: int = 500_000) -> list[StoryRow]:
+        """Every article with a story published since ``since`` (to rebuild the index)."""
+
+    async def existing_alerts(self, ids: list[str]) -> set[str]:
+        """Which of these alert ids are stored already."""
+
+    async def last_story_alert(
+        self, watchlist: str, story_id: int
+    ) -> tuple[str, bytes | None, dict[str, Any]] | None:
+        """The story's latest ``match`` alert for ``watchlist``: (id, the alerted article's
+        story signature, its payload), or None."""
+
+    async def prune_story_keys(self, before: datetime) -> int:
+        """Forget the LSH keys of articles published before ``before`` (past every window)."""
+
     async def articles_since(self, since: datetime, limit: int = 10000) -> list[Article]: ...
 
     async def prune_text(self, before: datetime, batch: int = 5000) -> int:
@@ -444,7 +492,10 @@ class Storage(Protocol):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
-    ) -> list[AlertRecord]: ...
+    ) -> list[AlertRecord]:
+        """Story alerts (``match``) newest first, each with its deliveries and its ``copies``
+        (the ``also_reported`` alerts attached to it, with theirs). ``failed_only``: a channel
+        of the alert or of one of its copies failed."""
 
     async def requeue(
         self, alert_id: str | None = None, failed: bool = False, now: datetime | None = None

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from storage.base import Article, NewArticle
+from storage.base import Article, NewArticle, StoryRow
 from storage.postgres.connection import PgBase
 from storage.postgres.values import json_text, t, text
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
@@ -30,28 +30,41 @@ WITH ids AS MATERIALIZED (
 ),
 ins AS (
     INSERT INTO articles (id, feed_id, guid, url, canonical_url, title, summary, body, author,
-                          published, language, extract_error, fetched_at)
+                          published, language, extract_error, fetched_at, story_ref, story_id,
+                          story_sig)
     SELECT (SELECT ids FROM ids)[u.ord], u.feed_id, u.guid, u.url, u.canonical_url, u.title,
-           u.summary, u.body, u.author, u.published, u.language, u.extract_error, u.fetched_at
+           u.summary, u.body, u.author, u.published, u.language, u.extract_error, u.fetched_at,
+           u.story_ref, u.story_id, u.story_sig
     FROM unnest(%(feed_id)s::bigint[], %(guid)s::text[], %(url)s::text[], %(canonical)s::text[],
                 %(title)s::text[], %(summary)s::text[], %(body)s::text[], %(author)s::text[],
                 %(published)s::timestamptz[], %(language)s::text[], %(extract_error)s::text[],
-                %(fetched_at)s::timestamptz[])
+                %(fetched_at)s::timestamptz[], %(story_ref)s::bigint[], %(story_id)s::bigint[],
+                %(story_sig)s::bytea[])
          WITH ORDINALITY AS u(feed_id, guid, url, canonical_url, title, summary, body, author,
-                              published, language, extract_error, fetched_at, ord)
+                              published, language, extract_error, fetched_at, story_ref,
+                              story_id, story_sig, ord)
     ORDER BY u.ord
     ON CONFLICT DO NOTHING
     RETURNING id, feed_id
 ),
+ins_keys AS (
+    INSERT INTO story_keys (key, story_ref, published)
+    SELECT k.key, k.story_ref, k.published
+    FROM unnest(%(k_key)s::bigint[], %(k_ref)s::bigint[], %(k_ord)s::int[],
+                %(k_published)s::timestamptz[]) AS k(key, story_ref, art_ord, published)
+    WHERE (SELECT ids FROM ids)[k.art_ord] IN (SELECT id FROM ins)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
 ins_alerts AS (
-    INSERT INTO alerts (id, watchlist, article_id, created_at, payload)
+    INSERT INTO alerts (id, watchlist, article_id, created_at, payload, kind, story_alert_id)
     SELECT x.id, x.watchlist, x.article_id, (%(fetched_at)s::timestamptz[])[x.art_ord],
-           x.payload::jsonb
+           x.payload::jsonb, x.kind, x.story_alert_id
     FROM (SELECT a.id, a.watchlist, (SELECT ids FROM ids)[a.art_ord] AS article_id, a.payload, a.n,
-                 a.art_ord
+                 a.art_ord, a.kind, a.story_alert_id
           FROM unnest(%(al_id)s::text[], %(al_watchlist)s::text[], %(al_ord)s::int[],
-                      %(al_payload)s::text[])
-               WITH ORDINALITY AS a(id, watchlist, art_ord, payload, n)) x
+                      %(al_payload)s::text[], %(al_kind)s::text[], %(al_story)s::text[])
+               WITH ORDINALITY AS a(id, watchlist, art_ord, payload, kind, story_alert_id, n)) x
     WHERE x.article_id IN (SELECT id FROM ins)
     ORDER BY x.n
     ON CONFLICT DO NOTHING
@@ -76,6 +89,12 @@ SELECT (SELECT ids FROM ids) AS ids,
        (SELECT array_agg(id) FROM ins) AS stored,
        (SELECT array_agg(id) FROM ins_alerts) AS alerts
 """
+
+
+def _story_row(row: dict[str, Any]) -> StoryRow:
+    published = t(row["published"])
+    assert published is not None
+    return StoryRow(int(row["story_ref"]), int(row["story_id"]), bytes(row["story_sig"]), published)
 
 
 class PgArticles(PgBase):
@@ -120,6 +139,15 @@ class PgArticles(PgBase):
             "language": [text(a.language) for a in articles],
             "extract_error": [text(a.extract_error) for a in articles],
             "fetched_at": [a.fetched_at or now for a in articles],
+            "story_ref": [a.story_ref for a in articles],
+            "story_id": [a.story_id for a in articles],
+            "story_sig": [a.story_sig for a in articles],
+            "k_key": [],
+            "k_ref": [],
+            "k_ord": [],
+            "k_published": [],
+            "al_kind": [],
+            "al_story": [],
             "al_id": [],
             "al_watchlist": [],
             "al_ord": [],
@@ -130,7 +158,16 @@ class PgArticles(PgBase):
             "d_next": [],
         }
         for ord_, article in enumerate(articles, start=1):
+            if article.story_ref is not None:
+                published = article.published or article.fetched_at or now
+                for key in article.story_keys:
+                    p["k_key"].append(key)
+                    p["k_ref"].append(article.story_ref)
+                    p["k_ord"].append(ord_)
+                    p["k_published"].append(published)
             for alert in article.alerts:
+                p["al_kind"].append(alert.kind)
+                p["al_story"].append(alert.story_alert_id)
                 p["al_id"].append(alert.id)
                 p["al_watchlist"].append(alert.watchlist)
                 p["al_ord"].append(ord_)
@@ -159,6 +196,55 @@ class PgArticles(PgBase):
                         article_id,
                     )
         return results
+
+    # -- stories
+
+    async def story_candidates(
+        self, keys: list[int], since: datetime, until: datetime
+    ) -> list[StoryRow]:
+        if not keys:
+            return []
+        rows = await self._fetch(
+            "SELECT a.story_ref, a.story_id, a.story_sig, k.published FROM ("
+            "  SELECT DISTINCT story_ref, published FROM story_keys "
+            "  WHERE key = ANY(%s::bigint[]) AND published BETWEEN %s AND %s"
+            ") k JOIN articles a ON a.story_ref = k.story_ref WHERE a.story_sig IS NOT NULL",
+            (keys, since, until),
+        )
+        return [_story_row(row) for row in rows]
+
+    async def story_rows(self, since: datetime, limit: int = 500_000) -> list[StoryRow]:
+        rows = await self._fetch(
+            "SELECT story_ref, story_id, story_sig, COALESCE(published, fetched_at) AS published "
+            "FROM articles WHERE story_sig IS NOT NULL AND fetched_at >= %s ORDER BY id LIMIT %s",
+            (since, limit),
+        )
+        return [_story_row(row) for row in rows]
+
+    async def existing_alerts(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await self._fetch("SELECT id FROM alerts WHERE id = ANY(%s::text[])", (ids,))
+        return {row["id"] for row in rows}
+
+    async def last_story_alert(
+        self, watchlist: str, story_id: int
+    ) -> tuple[str, bytes | None, dict[str, Any]] | None:
+        rows = await self._fetch(
+            "SELECT al.id, a.story_sig, al.payload FROM alerts al "
+            "JOIN articles a ON a.id = al.article_id "
+            "WHERE al.watchlist = %s AND al.kind = 'match' AND a.story_id = %s "
+            "ORDER BY al.created_at DESC, al.id DESC LIMIT 1",
+            (watchlist, story_id),
+        )
+        if not rows:
+            return None
+        sig = rows[0]["story_sig"]
+        return rows[0]["id"], bytes(sig) if sig is not None else None, rows[0]["payload"]
+
+    async def prune_story_keys(self, before: datetime) -> int:
+        async with self._conn() as conn:
+            return await self._run(conn, "DELETE FROM story_keys WHERE published < %s", (before,))
 
     async def get_article(self, article_id: int) -> Article | None:
         rows = await self._fetch(

@@ -225,37 +225,53 @@ class PgOutbox(PgBase):
         limit: int = 1000,
         alert_id: str | None = None,
     ) -> list[AlertRecord]:
+        cols = "id, watchlist, article_id, created_at, payload, kind, story_alert_id"
         async with self._conn() as conn:
             rows = await self._rows(
                 conn,
-                "SELECT id, watchlist, article_id, created_at, payload FROM alerts a "
+                f"SELECT {cols} FROM alerts a "
                 "WHERE (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s) "
-                "AND (%(id)s::text IS NULL OR a.id = %(id)s) "
+                "AND (CASE WHEN %(id)s::text IS NULL THEN a.kind = 'match' ELSE a.id = %(id)s END) "
                 "AND (NOT %(failed)s OR EXISTS (SELECT 1 FROM deliveries d "
-                "     WHERE d.alert_id = a.id AND d.state = 'failed')) "
+                "     WHERE d.state = 'failed' AND (d.alert_id = a.id OR d.alert_id IN "
+                "     (SELECT c.id FROM alerts c WHERE c.story_alert_id = a.id)))) "
                 "ORDER BY a.created_at DESC, a.id LIMIT %(limit)s",
                 {"since": since, "failed": failed_only, "limit": limit, "id": alert_id},
+            )
+            ids = [row["id"] for row in rows]
+            copies = await self._rows(
+                conn,
+                f"SELECT {cols} FROM alerts WHERE story_alert_id = ANY(%s::text[]) "
+                "ORDER BY created_at, id",
+                (ids,),
             )
             deliveries = await self._rows(
                 conn,
                 f"SELECT {DELIVERY_COLUMNS} FROM deliveries d "
                 "WHERE d.alert_id = ANY(%s::text[]) ORDER BY d.channel",
-                ([row["id"] for row in rows],),
+                (ids + [row["id"] for row in copies],),
             )
         by_alert: dict[str, list[Delivery]] = {}
         for row in deliveries:
             by_alert.setdefault(row["alert_id"], []).append(delivery_from_row(row, t, j))
-        return [
-            AlertRecord(
+
+        def record(row: dict[str, Any]) -> AlertRecord:
+            return AlertRecord(
                 id=row["id"],
                 watchlist=row["watchlist"],
                 article_id=row["article_id"],
                 created_at=t(row["created_at"]) or utcnow(),
                 payload=row["payload"],
                 deliveries=by_alert.get(row["id"], []),
+                kind=row["kind"],
+                story_alert_id=row["story_alert_id"],
             )
-            for row in rows
-        ]
+
+        out = [record(row) for row in rows]
+        by_id = {a.id: a for a in out}
+        for row in copies:
+            by_id[row["story_alert_id"]].copies.append(record(row))
+        return out
 
     async def requeue(
         self, alert_id: str | None = None, failed: bool = False, now: datetime | None = None

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import datetime
+from typing import Any
 
-from storage.base import Article, NewArticle
+from storage.base import Article, NewArticle, StoryRow
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
 from storage.sqlite.connection import SQLiteBase
 from storage.sqlite.convert import from_db_time, json_list, opt_time, to_db_time
 
 log = logging.getLogger("storage.sqlite")
+
+
+def _story_row(row: Any) -> StoryRow:
+    published = from_db_time(row[3])
+    assert published is not None
+    return StoryRow(int(row[0]), int(row[1]), bytes(row[2]), published)
 
 
 class SQLiteArticles(SQLiteBase):
@@ -61,8 +69,9 @@ class SQLiteArticles(SQLiteBase):
             first = int(next(iter(top))[0]) + 1
             await db.executemany(
                 "INSERT INTO articles (id, feed_id, guid, url, canonical_url, title, summary, "
-                "body, author, published, language, extract_error, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "body, author, published, language, extract_error, fetched_at, story_ref, "
+                "story_id, story_sig) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
                     (
                         first + i,
@@ -78,6 +87,9 @@ class SQLiteArticles(SQLiteBase):
                         a.language,
                         a.extract_error,
                         opt_time(a.fetched_at) or now_text,
+                        a.story_ref,
+                        a.story_id,
+                        a.story_sig,
                     )
                     for i, a in enumerate(articles)
                 ],
@@ -90,6 +102,7 @@ class SQLiteArticles(SQLiteBase):
             }
             results = [first + i if first + i in stored else None for i in range(len(articles))]
             outbox: list[tuple[str, str, str, str]] = []
+            keys: list[tuple[int, int, str]] = []
             for article, alert_payloads, article_id in zip(
                 articles, payloads, results, strict=True
             ):
@@ -98,12 +111,24 @@ class SQLiteArticles(SQLiteBase):
                 per_feed[article.feed_id] = per_feed.get(article.feed_id, 0) + 1
                 # Alerts carry the caller's time (its clock), not the database's.
                 at = opt_time(article.fetched_at) or now_text
+                if article.story_ref is not None and article.story_keys:
+                    published = opt_time(article.published or article.fetched_at) or now_text
+                    keys.extend((k, article.story_ref, published) for k in article.story_keys)
                 for alert, payload in zip(article.alerts, alert_payloads, strict=True):
                     alert_row = list(
                         await db.execute_fetchall(
-                            "INSERT INTO alerts (id, watchlist, article_id, created_at, payload) "
-                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                            (alert.id, alert.watchlist, article_id, at, payload),
+                            "INSERT INTO alerts (id, watchlist, article_id, created_at, payload, "
+                            "kind, story_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING RETURNING id",
+                            (
+                                alert.id,
+                                alert.watchlist,
+                                article_id,
+                                at,
+                                payload,
+                                alert.kind,
+                                alert.story_alert_id,
+                            ),
                         )
                     )
                     if not alert_row:
@@ -123,12 +148,80 @@ class SQLiteArticles(SQLiteBase):
                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     outbox,
                 )
+            if keys:
+                await db.executemany(
+                    "INSERT INTO story_keys (key, story_ref, published) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    keys,
+                )
             if per_feed:
                 await db.executemany(
                     "UPDATE feeds SET total_items = total_items + ? WHERE id = ?",
                     [(count, feed_id) for feed_id, count in per_feed.items()],
                 )
         return results
+
+    # -- stories
+
+    async def story_candidates(
+        self, keys: list[int], since: datetime, until: datetime
+    ) -> list[StoryRow]:
+        if not keys:
+            return []
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT a.story_ref, a.story_id, a.story_sig, k.published FROM ("
+                "  SELECT DISTINCT story_ref, published FROM story_keys "
+                "  WHERE key IN (SELECT value FROM json_each(?)) AND published BETWEEN ? AND ?"
+                ") k JOIN articles a ON a.story_ref = k.story_ref "
+                "WHERE a.story_sig IS NOT NULL",
+                (json_list(keys), to_db_time(since), to_db_time(until)),
+            )
+        return [_story_row(row) for row in rows]
+
+    async def story_rows(self, since: datetime, limit: int = 500_000) -> list[StoryRow]:
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT story_ref, story_id, story_sig, COALESCE(published, fetched_at) AS "
+                "published FROM articles WHERE story_sig IS NOT NULL AND fetched_at >= ? "
+                "ORDER BY id LIMIT ?",
+                (to_db_time(since), limit),
+            )
+        return [_story_row(row) for row in rows]
+
+    async def existing_alerts(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        async with self._read() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+                (json_list(ids),),
+            )
+        return {row[0] for row in rows}
+
+    async def last_story_alert(
+        self, watchlist: str, story_id: int
+    ) -> tuple[str, bytes | None, dict[str, Any]] | None:
+        async with self._read() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT al.id, a.story_sig, al.payload FROM alerts al "
+                    "JOIN articles a ON a.id = al.article_id "
+                    "WHERE al.watchlist = ? AND al.kind = 'match' AND a.story_id = ? "
+                    "ORDER BY al.created_at DESC, al.id DESC LIMIT 1",
+                    (watchlist, story_id),
+                )
+            )
+        if not rows:
+            return None
+        return rows[0][0], rows[0][1], json.loads(rows[0][2])
+
+    async def prune_story_keys(self, before: datetime) -> int:
+        async with self._write() as db:
+            cur = await db.execute(
+                "DELETE FROM story_keys WHERE published < ?", (to_db_time(before),)
+            )
+            return max(cur.rowcount, 0)
 
     async def get_article(self, article_id: int) -> Article | None:
         async with self._read() as db:

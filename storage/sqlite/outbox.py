@@ -270,18 +270,21 @@ class SQLiteOutbox(SQLiteBase):
         limit: int = 1000,
         alert_id: str | None = None,
     ) -> list[AlertRecord]:
-        """Alerts newest first with their deliveries (no payload on those: it is on the alert).
+        """Story alerts newest first, each with its deliveries and its copies (``also_reported``
+        alerts attached to it, oldest first). By ``alert_id``: that alert, whatever its kind.
 
-        ``failed_only``: alerts with at least one permanently failed channel.
+        ``failed_only``: a channel of the alert or of one of its copies failed for good.
         """
         async with self._read() as db:
             rows = list(
                 await db.execute_fetchall(
-                    "SELECT id, watchlist, article_id, created_at, payload FROM alerts a "
+                    "SELECT id, watchlist, article_id, created_at, payload, kind, story_alert_id "
+                    "FROM alerts a "
                     "WHERE (:since IS NULL OR a.created_at >= :since) "
-                    "AND (:id IS NULL OR a.id = :id) "
+                    "AND (CASE WHEN :id IS NULL THEN a.kind = 'match' ELSE a.id = :id END) "
                     "AND (NOT :failed OR EXISTS (SELECT 1 FROM deliveries d "
-                    "     WHERE d.alert_id = a.id AND d.state = 'failed')) "
+                    "     WHERE d.state = 'failed' AND (d.alert_id = a.id OR d.alert_id IN "
+                    "     (SELECT c.id FROM alerts c WHERE c.story_alert_id = a.id)))) "
                     "ORDER BY a.created_at DESC, a.id LIMIT :limit",
                     {
                         "since": opt_time(since),
@@ -291,27 +294,43 @@ class SQLiteOutbox(SQLiteBase):
                     },
                 )
             )
+            ids = [row["id"] for row in rows]
+            copies = list(
+                await db.execute_fetchall(
+                    "SELECT id, watchlist, article_id, created_at, payload, kind, story_alert_id "
+                    "FROM alerts WHERE story_alert_id IN (SELECT value FROM json_each(?)) "
+                    "ORDER BY created_at, id",
+                    (json_list(ids),),
+                )
+            )
             deliveries = await db.execute_fetchall(
                 f"SELECT {DELIVERY_COLUMNS} FROM deliveries d "
                 "WHERE d.alert_id IN (SELECT value FROM json_each(?)) ORDER BY d.channel",
-                (json_list(row["id"] for row in rows),),
+                (json_list(ids + [row["id"] for row in copies]),),
             )
         by_alert: dict[str, list[Delivery]] = {}
         for row in deliveries:
             by_alert.setdefault(row["alert_id"], []).append(
                 delivery_from_row(row, from_db_time, from_json)
             )
-        return [
-            AlertRecord(
+
+        def record(row: Any) -> AlertRecord:
+            return AlertRecord(
                 id=row["id"],
                 watchlist=row["watchlist"],
                 article_id=row["article_id"],
                 created_at=from_db_time(row["created_at"]) or utcnow(),
                 payload=json.loads(row["payload"]),
                 deliveries=by_alert.get(row["id"], []),
+                kind=row["kind"],
+                story_alert_id=row["story_alert_id"],
             )
-            for row in rows
-        ]
+
+        out = [record(row) for row in rows]
+        by_id = {a.id: a for a in out}
+        for row in copies:
+            by_id[row["story_alert_id"]].copies.append(record(row))
+        return out
 
     async def requeue(
         self, alert_id: str | None = None, failed: bool = False, now: datetime | None = None
