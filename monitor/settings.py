@@ -259,6 +259,9 @@ class Watchlist(_Model):
     feeds: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
     digest: Digest = None
+    # A story that alerted may alert again when it changes materially (new numbers in the
+    # title, a new place matched): `update`. Default: once per story.
+    realert_on: Literal["none", "update"] = "none"
 
     @field_validator("keywords", "require", "exclude")
     @classmethod
@@ -271,6 +274,13 @@ class Watchlist(_Model):
         return out
 
 
+class StoriesSettings(_Model):
+    """Copies of one report across outlets form one story; a watchlist alerts once per story."""
+
+    enabled: bool = True
+    window: Duration = 48 * 3600.0  # a copy joins a story first reported within this
+
+
 class Config(_Model):
     storage: StorageSettings = StorageSettings()
     fetch: FetchSettings = FetchSettings()
@@ -278,6 +288,7 @@ class Config(_Model):
     defaults: Defaults = Defaults()
     delivery: DeliverySettings = DeliverySettings()
     server: ServerSettings | None = None  # absent: no HTTP server
+    stories: StoriesSettings = StoriesSettings()
     feeds_from: list[Path] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
     channels: dict[str, Channel] = Field(default_factory=dict)

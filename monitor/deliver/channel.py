@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 
@@ -30,6 +30,9 @@ class ChannelConfig(Model):
     digest: Digest = None  # one message per period instead of one per alert
     concurrency: int = Field(4, ge=1, le=256)  # deliveries in flight on this channel
     rate: float | None = Field(None, gt=0)  # messages per second at most
+    # A later copy of a story this channel already alerted: a follow-up event, nothing, or a
+    # line in the next digest. Webhooks default to follow_up, the others to ignore.
+    also_reported: Literal["follow_up", "ignore", "digest"] = "ignore"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class WebhookChannel(ChannelConfig):
     secret: SecretStr | None = None
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     timeout: Duration = 15.0
+    also_reported: Literal["follow_up", "ignore", "digest"] = "follow_up"
 
     @field_validator("secret")
     @classmethod
