@@ -60,13 +60,12 @@ WAIT_LIMIT = 10.0  # the longest any wait_for waits by default
 
 @dataclass
 class Reply:
-    """One scripted HTTP answer, sent once ``hold`` is set (if given) and ``delay`` real seconds
-    have passed (for a real network timeout under test; anything else uses ``hold``)."""
+    """One scripted HTTP answer, sent once ``hold`` (if given) is set: a slow or hanging
+    receiver, for exactly as long as the test needs (a client timeout fires in real time)."""
 
     status: int = 200
     body: str | bytes = ""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     hold: asyncio.Event | None = None
 
 
@@ -150,8 +149,6 @@ class WebhookReceiver:
             self._arrived.notify_all()
         if reply.hold is not None:
             await wait_any([reply.hold, self._closing], None)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     async def wait_for(self, count: int, timeout: float = WAIT_LIMIT) -> list[ReceivedRequest]:
