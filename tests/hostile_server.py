@@ -34,7 +34,6 @@ and reads ``t.max_in_flight`` across hosts, with no sleeping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gzip
 import json
@@ -48,6 +47,8 @@ from types import TracebackType
 
 import brotli
 from aiohttp import web
+
+from monitor.clock import wait_event
 
 BOMB_SIZE = 16 * 1024 * 1024  # bytes after decompression: over 3x the default 5 MB limit
 
@@ -73,7 +74,6 @@ class Traffic:
     def __init__(self) -> None:
         self.in_flight = 0
         self.max_in_flight = 0
-        self.received = 0
         self.changed = asyncio.Condition()  # notified on every arrival and answer
         self._tickets = asyncio.Semaphore(0)
 
@@ -81,7 +81,6 @@ class Traffic:
         async with self.changed:
             self.in_flight += delta
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            self.received += delta > 0
             self.changed.notify_all()
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -249,9 +248,7 @@ class HostileServer:
         return web.Response(status=302, headers={"Location": other})
 
     async def _hang(self, request: web.Request) -> web.StreamResponse:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(60):
-                await self._closing.wait()
+        await wait_event(self._closing, 60)
         return web.Response(text="too late")
 
     async def _held(self, request: web.Request) -> web.StreamResponse:
