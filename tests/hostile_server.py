@@ -14,14 +14,21 @@ Built-in routes (all bounded in time so no test can hang on them):
 - ``/redirect/{code}?to=URL``                  one redirect hop
 - ``/chain/{n}?code=301``                      n redirects, then 200 at ``/chain/0``
 - ``/loop/a``, ``/loop/b``                     redirect to each other forever
-- ``/hang``                                    accepts, never answers (up to 60 s)
+- ``/hang``                                    accepts, never answers (until the server
+                                               closes, 60 s at most)
+- ``/held``                                    answers once the test lets it go
+                                               (``traffic.let_go()``) or the server closes
 - ``/drip?every=0.5&count=40``                 one byte every ``every`` seconds
 - ``/endless``                                 endless chunked body, fast (bounded at 1 GB)
 - ``/bomb/gzip``, ``/bomb/deflate``, ``/bomb/br``  small bodies that inflate to ``BOMB_SIZE``
 - ``/badgzip``                                 Content-Encoding: gzip with a broken stream
 - ``/reset``                                   closes the connection without answering
-- ``/slow?delay=0.3``                          answers after a delay; counts requests in flight
+- ``/slow?delay=0.3``                          answers after a real delay (for real timeouts)
 - ``/headers``                                 echoes the request headers as JSON
+
+Requests in flight are counted per server and in ``traffic``, which several servers may share
+(``HostileServer(traffic=t)``): a test waits for ``traffic.wait_until(lambda: t.in_flight == 2)``
+and reads ``t.max_in_flight`` across hosts, with no sleeping.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from types import TracebackType
 import brotli
 from aiohttp import web
 
-BOMB_SIZE = 64 * 1024 * 1024  # bytes after decompression
+from monitor.clock import wait_event
+
+BOMB_SIZE = 16 * 1024 * 1024  # bytes after decompression: over 3x the default 5 MB limit
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,10 +68,48 @@ def bomb(coding: str, size: int = BOMB_SIZE) -> bytes:
     raise ValueError(coding)
 
 
+class Traffic:
+    """Requests in flight on one or more servers, and the gate ``/held`` requests wait at."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.changed = asyncio.Condition()  # notified on every arrival and answer
+        self._tickets = asyncio.Semaphore(0)
+
+    async def _note(self, delta: int) -> None:
+        async with self.changed:
+            self.in_flight += delta
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait (``timeout`` real seconds at most) until ``condition()`` holds."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(condition)
+
+    def let_go(self, n: int = 1) -> None:
+        """Let ``n`` held requests (waiting now or arriving later) answer."""
+        for _ in range(n):
+            self._tickets.release()
+
+    async def _pass_gate(self, closing: asyncio.Event) -> None:
+        ticket = asyncio.ensure_future(self._tickets.acquire())
+        closed = asyncio.ensure_future(closing.wait())
+        try:
+            await asyncio.wait([ticket, closed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not ticket.done():
+                ticket.cancel()
+
+
 class HostileServer:
     """A real HTTP server on a loopback address; records hits and requests in flight."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, traffic: Traffic | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.hits: Counter[str] = Counter()
@@ -70,6 +117,8 @@ class HostileServer:
         self.starts: list[tuple[str, float]] = []  # (path, monotonic time) per request
         self.in_flight = 0
         self.max_in_flight = 0
+        self.traffic = traffic or Traffic()
+        self._closing = asyncio.Event()
         self.app = web.Application()
         self._runner: web.AppRunner | None = None
         self._routes: dict[str, Handler] = {}
@@ -88,6 +137,7 @@ class HostileServer:
         return self
 
     async def close(self) -> None:
+        self._closing.set()  # held and hanging requests end now
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -145,6 +195,7 @@ class HostileServer:
         self.starts.append((path, time.monotonic()))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await self.traffic._note(+1)
         try:
             handler = self._routes.get(path) or self._builtin(path)
             if handler is None:
@@ -152,6 +203,7 @@ class HostileServer:
             return await handler(request)
         finally:
             self.in_flight -= 1
+            await self.traffic._note(-1)
 
     def _builtin(self, path: str) -> Handler | None:
         parts = path.strip("/").split("/")
@@ -161,6 +213,7 @@ class HostileServer:
             "chain": self._chain,
             "loop": self._loop,
             "hang": self._hang,
+            "held": self._held,
             "drip": self._drip,
             "endless": self._endless,
             "bomb": self._bomb,
@@ -195,8 +248,12 @@ class HostileServer:
         return web.Response(status=302, headers={"Location": other})
 
     async def _hang(self, request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(60)
+        await wait_event(self._closing, 60)
         return web.Response(text="too late")
+
+    async def _held(self, request: web.Request) -> web.StreamResponse:
+        await self.traffic._pass_gate(self._closing)
+        return web.Response(text="held answer", content_type="text/plain")
 
     async def _drip(self, request: web.Request) -> web.StreamResponse:
         every = float(request.query.get("every", "0.5"))
@@ -241,7 +298,6 @@ class HostileServer:
             if sock is not None:  # RST instead of FIN
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.close()
-        await asyncio.sleep(0.05)
         return web.Response(text="unreachable")
 
     async def _slow(self, request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,11 @@ script, so a test can drive retries end to end without mocks::
 
 Scripts: each request consumes the next entry (an int status, a ``Reply``, or a callable taking
 the ``ReceivedRequest`` and returning either); when the script is used up, ``default`` answers.
+
+Time: ``WebhookReceiver(clock=fake_clock)`` stamps each request (``at``) with the injected
+clock's time, so a test asserts exact fake-time gaps (a retry 0.2 s after the first try) instead of
+measuring the machine. ``Reply(hold=event)`` keeps the answer back until the test sets ``event``
+(or the receiver closes): a send that is "slow" or "hanging" for exactly as long as the test needs.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from monitor.clock import Clock, wait_any
+
 __all__ = [
     "ReceivedMail",
     "ReceivedRequest",
@@ -53,12 +60,13 @@ WAIT_LIMIT = 10.0  # the longest any wait_for waits by default
 
 @dataclass
 class Reply:
-    """One scripted HTTP answer. ``delay`` seconds pass before it is sent (to provoke timeouts)."""
+    """One scripted HTTP answer, sent once ``hold`` (if given) is set: a slow or hanging
+    receiver, for exactly as long as the test needs (a client timeout fires in real time)."""
 
     status: int = 200
     body: str | bytes = ""
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    hold: asyncio.Event | None = None
 
 
 @dataclass
@@ -67,7 +75,7 @@ class ReceivedRequest:
     path: str  # with the query string
     headers: dict[str, str]  # names lower-cased; a repeated header keeps its last value
     body: bytes
-    at: float  # time.time() on arrival
+    at: float  # arrival, in unix seconds: time.time(), or the receiver's injected clock
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -94,13 +102,16 @@ class WebhookReceiver:
         *,
         default: int | Reply = 200,
         path: str = "/hook",
+        clock: Clock | None = None,
     ) -> None:
         self._script = list(script)
         self.default = default
         self.path = path
+        self.clock = clock
         self.requests: list[ReceivedRequest] = []
         self._runner: web.AppRunner | None = None
         self._arrived = asyncio.Condition()
+        self._closing = asyncio.Event()  # releases every held answer
         self.port = 0
 
     @property
@@ -130,14 +141,14 @@ class WebhookReceiver:
             path=request.path_qs,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
-            at=time.time(),
+            at=self.clock.now().timestamp() if self.clock is not None else time.time(),
         )
         reply = self._check(req) or self._next(req)
         async with self._arrived:
             self.requests.append(req)
             self._arrived.notify_all()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.hold is not None:
+            await wait_any([reply.hold, self._closing], None)
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     async def wait_for(self, count: int, timeout: float = WAIT_LIMIT) -> list[ReceivedRequest]:
@@ -159,6 +170,7 @@ class WebhookReceiver:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
 

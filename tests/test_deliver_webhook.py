@@ -10,10 +10,12 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
+from monitor.clock import FakeClock
 from monitor.deliver.base import make_sender
 from monitor.deliver.retry import RetryPolicy
 from monitor.deliver.webhook import WebhookSender
@@ -23,12 +25,17 @@ from tests.receivers import ReceivedRequest, Reply, WebhookReceiver, sample_aler
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
-def verify_standard_webhook(secret: str, req: ReceivedRequest, tolerance: int = 300) -> None:
-    """An independent Standard Webhooks verifier (spec: standardwebhooks.com), raising on failure."""
+def verify_standard_webhook(
+    secret: str, req: ReceivedRequest, tolerance: int = 300, now: float | None = None
+) -> None:
+    """An independent Standard Webhooks verifier (spec: standardwebhooks.com), raising on failure.
+
+    ``now``: the receiver's time in unix seconds (default: the machine's)."""
     msg_id = req.headers["webhook-id"]
     ts = req.headers["webhook-timestamp"]
     assert ts.isdigit(), "timestamp must be integer unix seconds"
-    assert abs(time.time() - int(ts)) <= tolerance, "timestamp outside tolerance"
+    now = time.time() if now is None else now
+    assert abs(now - int(ts)) <= tolerance, "timestamp outside tolerance"
     key = base64.b64decode(secret.split("_", 1)[1])
     to_sign = msg_id.encode() + b"." + ts.encode() + b"." + req.body
     expected = base64.b64encode(hmac.new(key, to_sign, hashlib.sha256).digest()).decode()
@@ -91,11 +98,18 @@ async def test_tampered_body_fails_independent_verification(
 
 
 async def test_retries_keep_id_and_refresh_timestamp(session: aiohttp.ClientSession) -> None:
-    """503, 503, 200 driven by the real policy: same webhook-id, fresh signed timestamps."""
-    policy = RetryPolicy(first_retry=1.2, max_backoff=1.2)
-    async with WebhookReceiver(script=[503, 503, 200]) as r:
-        sender = make_sender(
-            "h", channel(r.url, secret=SECRET), session, allow_private_networks=True
+    """503, 503, 200 with the real policy's waits on a fake clock: the same webhook-id, and each
+    attempt signed with the time it was made."""
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    policy = RetryPolicy()
+    async with WebhookReceiver(script=[503, 503, 200], clock=clock) as r:
+        sender = WebhookSender(
+            "h",
+            channel(r.url, secret=SECRET),
+            session,
+            allow_private_networks=True,
+            clock=lambda: clock.now().timestamp(),
         )
         results = []
         for attempt in range(1, 6):
@@ -103,7 +117,7 @@ async def test_retries_keep_id_and_refresh_timestamp(session: aiohttp.ClientSess
             results.append(result)
             if result.ok or not result.retryable:
                 break
-            await asyncio.sleep(policy.next_delay(attempt, result.retry_after))
+            clock.advance(policy.next_delay(attempt, result.retry_after))  # 1-5 s, then 1-10 s
         reqs = list(r.requests)
     assert [x.ok for x in results] == [False, False, True]
     assert [x.status for x in results] == [503, 503, 200]
@@ -111,10 +125,11 @@ async def test_retries_keep_id_and_refresh_timestamp(session: aiohttp.ClientSess
     assert "503" in (results[0].error or "")
     assert len({q.headers["webhook-id"] for q in reqs}) == 1
     stamps = [int(q.headers["webhook-timestamp"]) for q in reqs]
-    assert stamps == sorted(stamps) and len(set(stamps)) == 3
-    assert len({q.headers["webhook-signature"] for q in reqs}) == 3
+    assert stamps == [int(q.at) for q in reqs]  # fresh: the time of each attempt
+    assert stamps[0] == int(start.timestamp())
+    assert len(set(stamps)) == 3 and len({q.headers["webhook-signature"] for q in reqs}) == 3
     for q in reqs:
-        verify_standard_webhook(SECRET, q)
+        verify_standard_webhook(SECRET, q, now=q.at)
         assert q.body == reqs[0].body
 
 
@@ -182,15 +197,15 @@ async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -
 
 
 async def test_slow_receiver_times_out_retryably(session: aiohttp.ClientSession) -> None:
-    async with WebhookReceiver(script=[Reply(200, delay=1.2)]) as r:
+    """The channel's own (real) timeout ends a send the receiver never answers."""
+    never = asyncio.Event()  # the answer comes only when the receiver closes
+    async with WebhookReceiver(script=[Reply(200, hold=never)]) as r:
         sender = make_sender(
             "h", channel(r.url, timeout="0.3s"), session, allow_private_networks=True
         )
-        started = time.monotonic()
-        result = await sender.send([sample_alert()])
-        elapsed = time.monotonic() - started
-    assert not result.ok and result.retryable
-    assert elapsed < 1.0
+        result = await asyncio.wait_for(sender.send([sample_alert()]), 30)  # a hang fails
+        assert len(r.requests) == 1 and not never.is_set()
+    assert not result.ok and result.retryable and result.status is None
     assert "0.3s" in (result.error or "")
 
 

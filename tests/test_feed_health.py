@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from monitor.clock import SYSTEM, Clock, FakeClock
 from monitor.daemon import Daemon
 from monitor.settings import Config, load_config
 from storage import open_storage
@@ -38,7 +41,7 @@ def make_config(
     lines = "\n".join(f"  - {{url: '{u}', name: '{n}'{extra_feed}}}" for u, n in feeds)
     text = f"""
 storage: {{url: {tmp_path / "fw.db"}}}
-fetch: {{allow_private_networks: true, timeout: {kw.get("timeout", "5s")}, idle_timeout: 2s, max_bytes: 1MB}}
+fetch: {{allow_private_networks: true, timeout: {kw.get("timeout", "5s")}, idle_timeout: 1s, max_bytes: 1MB}}
 defaults: {{interval: {kw.get("interval", "15m")}, extract: false}}
 delivery: {{drain_seconds: 3}}
 feeds:
@@ -53,8 +56,20 @@ watchlists:
     return load_config(path, env={})
 
 
-async def once(cfg: Config) -> Daemon:
-    async with Daemon(cfg) as d:
+@asynccontextmanager
+async def running(d: Daemon) -> AsyncIterator[None]:
+    """``d.run()`` while the block runs; then stop it and expect a clean exit (bounded)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0
+
+
+async def once(cfg: Config, clock: Clock = SYSTEM) -> Daemon:
+    async with Daemon(cfg, clock=clock) as d:
         await d.run_once()
     return d
 
@@ -118,7 +133,7 @@ async def _broken_beside_good(
         (server.url("/chain/12"), "Chain"),
     ]
     async with WebhookReceiver() as hook:
-        cfg = make_config(tmp_path, feeds, hook.url, timeout="3s")
+        cfg = make_config(tmp_path, feeds, hook.url, timeout="2s")
         d = await once(cfg)
         titles = sorted(r.json()["article"]["title"] for r in hook.requests)
         assert titles == ["Wildfire moves", "Wildfire near the coast"]
@@ -146,7 +161,7 @@ async def _broken_beside_good(
         assert limited_next > datetime.now(UTC) + timedelta(minutes=55)  # Retry-After: 3600
         plain = {
             "Flaky": "503",
-            "Hangs": "no data for 2s",
+            "Hangs": "no data for 1s",
             "Drips": "no data",
             "Endless": "larger than",
             "Bomb": "larger than",
@@ -233,13 +248,13 @@ async def test_error_backoff_grows_and_success_resets(
     server.route("/flaky.xml", handler)
     async with WebhookReceiver() as hook:
         cfg = make_config(tmp_path, [(server.url("/flaky.xml"), "Flaky")], hook.url, interval="10m")
+        clock = FakeClock(datetime.now(UTC))
         gaps = []
         for _ in range(3):
-            before = datetime.now(UTC)
-            await once(cfg)
+            await once(cfg, clock)
             st = (await states(cfg))["Flaky"]
-            assert st.next_poll is not None
-            gaps.append((st.next_poll - before).total_seconds())
+            assert st.next_poll is not None and st.last_poll == clock.now()
+            gaps.append((st.next_poll - clock.now()).total_seconds())
         assert st.error_count == 3 and "500" in (st.last_error or "")
         # 10m, 20m, 40m (each with +-10 % jitter)
         assert 540 <= gaps[0] <= 660 and 1080 <= gaps[1] <= 1320 and 2160 <= gaps[2] <= 2640, gaps
@@ -253,23 +268,35 @@ async def test_error_backoff_grows_and_success_resets(
 async def test_restart_does_not_repoll_feeds_that_are_not_due(
     tmp_path: Path, server: HostileServer
 ) -> None:
+    """Two daemon lifetimes on a fake clock: the second starts half an hour after the first poll
+    and runs dispatcher passes up to just before the feed's next poll without contacting it;
+    at its next poll time, and only then, it is polled again."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     room = Newsroom(server)
     feed = room.add(Feed("/f.xml", "F", [FIRE]))
     async with WebhookReceiver() as hook:
         cfg = make_config(tmp_path, [(feed, "F")], hook.url, interval="1h")
-        for _ in range(2):  # two daemon lifetimes
-            async with Daemon(cfg) as d:
-                stop = asyncio.Event()
-                task = asyncio.create_task(d.run(stop))
-                for _ in range(100):
-                    await asyncio.sleep(0.05)
-                    if d.stats.polls and hook.requests:
-                        break
-                await asyncio.sleep(1.2)  # a few dispatcher ticks
-                stop.set()
-                assert await asyncio.wait_for(task, 15) == 0
-        assert server.hits["/f.xml"] == 1  # the second daemon found it not due
-        assert len(hook.requests) == 1
+        async with Daemon(cfg, clock=clock) as d, running(d):
+            await hook.wait_for(1)  # a new feed is due at once
+        first = (await states(cfg))["F"]
+        assert first.last_poll == clock.now() and first.next_poll is not None
+        due = first.next_poll
+        assert due - clock.now() >= timedelta(minutes=50)  # 1 h, give or take its jitter
+
+        clock.advance(30 * 60)
+        async with Daemon(cfg, clock=clock) as d, running(d):
+            # The dispatcher and the outbox worker asleep: a scheduling pass is over.
+            await clock.wait_sleepers(2)
+            for _ in range(5):  # five more wake-ups, then the last moment before the feed is due
+                clock.advance_to_next()
+                await clock.wait_sleepers(2)
+            clock.set(due - timedelta(seconds=1))
+            await clock.wait_sleepers(2)
+            assert server.hits["/f.xml"] == 1  # the second daemon found it not due
+            clock.set(due)
+            await server.traffic.wait_until(lambda: server.hits["/f.xml"] == 2)
+        assert (await states(cfg))["F"].last_poll == due
+        assert len(hook.requests) == 1  # polled again, nothing alerted twice
 
 
 async def test_auto_interval_is_learned_and_survives_restart(

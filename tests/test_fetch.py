@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import itertools
 import json
 import socket
 import ssl
@@ -24,11 +23,12 @@ from monitor.retry_after import parse_retry_after
 from monitor.settings import FetchSettings
 
 try:
-    from tests.hostile_server import HostileServer
+    from tests.hostile_server import BOMB_SIZE, HostileServer, Traffic
 except ImportError:  # tests/ run as a rootless directory
-    from hostile_server import HostileServer  # type: ignore[no-redef]
+    from hostile_server import BOMB_SIZE, HostileServer, Traffic  # type: ignore[no-redef]
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+HANG_LIMIT = 30.0  # real seconds before a fetch that should have ended is called a hang
 
 
 def settings(**kw: object) -> FetchSettings:
@@ -288,26 +288,28 @@ def test_parse_retry_after_forms() -> None:
 # --------------------------------------------------------------------------- hostile bodies
 
 
+# Real network timeouts are the behaviour under test here: the waits are real, but short, and
+# only the outcome is asserted (a bound of HANG_LIMIT catches a timeout that never fires).
+
+
 async def test_timeout_on_server_that_never_answers(srv: HostileServer) -> None:
-    start = time.monotonic()
-    async with Fetcher(settings(timeout=0.5, idle_timeout=10)) as f:
-        err = await fetch_error(f, srv.url("/hang"))
-    assert err.kind == "timeout" and err.message == "no complete response within 0.5s"
-    assert time.monotonic() - start < 3
+    async with Fetcher(settings(timeout=0.3, idle_timeout=10)) as f:
+        err = await asyncio.wait_for(fetch_error(f, srv.url("/hang")), HANG_LIMIT)
+    assert err.kind == "timeout" and err.message == "no complete response within 0.3s"
+    assert srv.hits["/hang"] == 1
 
 
 async def test_slow_drip_hits_idle_timeout(srv: HostileServer) -> None:
-    start = time.monotonic()
-    async with Fetcher(settings(timeout=10, idle_timeout=0.3)) as f:
-        err = await fetch_error(f, srv.url("/drip?every=1&count=5"))
+    async with Fetcher(settings(timeout=HANG_LIMIT, idle_timeout=0.3)) as f:
+        err = await asyncio.wait_for(fetch_error(f, srv.url("/drip?every=5&count=5")), HANG_LIMIT)
     assert err.kind == "idle_timeout" and err.message == "no data for 0.3s"
-    assert time.monotonic() - start < 3
 
 
 async def test_steady_drip_hits_whole_request_timeout(srv: HostileServer) -> None:
-    async with Fetcher(settings(timeout=0.8, idle_timeout=0.5)) as f:
-        err = await fetch_error(f, srv.url("/drip?every=0.1&count=100"))
-    assert err.kind == "timeout"
+    # A byte every 0.02 s: only a gap of 0.9 s (the idle timeout) could end it another way.
+    async with Fetcher(settings(timeout=1.0, idle_timeout=0.9)) as f:
+        err = await fetch_error(f, srv.url("/drip?every=0.02&count=5000"))
+    assert err.kind == "timeout" and err.message == "no complete response within 1s"
 
 
 async def test_endless_chunked_body_stops_at_max_bytes(srv: HostileServer) -> None:
@@ -333,9 +335,9 @@ async def test_compression_bomb_limited_after_decompression(
 ) -> None:
     async with Fetcher(settings(max_bytes="5MB")) as f:
         err = await fetch_error(f, srv.url(f"/bomb/{coding}"))
-        under = await f.get(srv.url(f"/bomb/{coding}"), max_bytes=64 * 1024 * 1024)
+        under = await f.get(srv.url(f"/bomb/{coding}"), max_bytes=BOMB_SIZE)
     assert err.kind == "too_large" and err.message == "response larger than 5.0 MB"
-    assert len(under.body) == 64 * 1024 * 1024  # exactly at the limit is fine
+    assert len(under.body) == BOMB_SIZE  # exactly at the limit is fine
 
 
 async def test_broken_gzip_is_decode_error(srv: HostileServer) -> None:
@@ -395,27 +397,37 @@ async def test_tls_errors_and_trusted_ca(tmp_path: object) -> None:
 # --------------------------------------------------------------------------- limits
 
 
+async def fill_slots(traffic: Traffic, gets: list[asyncio.Task[object]], slots: int) -> None:
+    """Answer held requests one at a time, each time once every free slot is taken again (or
+    nothing is left to take it): the most requests the limit lets in at once are then open."""
+    for answered in range(len(gets)):
+        await traffic.wait_until(
+            lambda answered=answered: traffic.in_flight >= min(slots, len(gets) - answered)
+        )
+        traffic.let_go()
+    await asyncio.wait_for(asyncio.gather(*gets), HANG_LIMIT)
+
+
 async def test_per_host_concurrency_is_limited(srv: HostileServer) -> None:
     async with Fetcher(settings(per_host=2, concurrency=10)) as f:
-        results = await asyncio.gather(*(f.get(srv.url("/slow?delay=0.2")) for _ in range(6)))
-    assert all(r.status == 200 for r in results)
-    assert srv.max_in_flight == 2
+        gets = [asyncio.create_task(f.get(srv.url("/held"))) for _ in range(6)]
+        await fill_slots(srv.traffic, gets, 2)
+    assert all(g.result().status == 200 for g in gets)
+    assert srv.max_in_flight == 2 and srv.hits["/held"] == 6
 
 
 async def test_global_concurrency_is_limited() -> None:
-    servers = [HostileServer(host=f"127.0.0.{i}") for i in (1, 2, 3)]
+    traffic = Traffic()  # counted across the three hosts
+    servers = [HostileServer(host=f"127.0.0.{i}", traffic=traffic) for i in (1, 2, 3)]
     for s in servers:
         await s.start()
     try:
         async with Fetcher(settings(per_host=5, concurrency=2)) as f:
-            await asyncio.gather(
-                *(f.get(s.url("/slow?delay=0.2")) for s in servers for _ in range(2))
-            )
-        # each server saw at most 2 at once; all three together never more than 2 either
-        assert sum(s.hits["/slow"] for s in servers) == 6
-        starts = sorted(t for s in servers for _, t in s.starts)
-        # with 2 slots and 0.2 s requests, 6 requests take at least 3 rounds
-        assert starts[-1] - starts[0] >= 0.35
+            gets = [asyncio.create_task(f.get(s.url("/held"))) for s in servers for _ in range(2)]
+            await fill_slots(traffic, gets, 2)
+        # all three hosts together never had more than 2 requests open
+        assert sum(s.hits["/held"] for s in servers) == 6
+        assert traffic.max_in_flight == 2
     finally:
         for s in servers:
             await s.close()
@@ -424,32 +436,36 @@ async def test_global_concurrency_is_limited() -> None:
 async def test_slow_host_does_not_stall_other_hosts() -> None:
     async with HostileServer() as slow, HostileServer(host="127.0.0.2") as fast:
         async with Fetcher(settings(per_host=2, concurrency=4)) as f:
-            stuck = [asyncio.create_task(f.get(slow.url("/slow?delay=1.5"))) for _ in range(10)]
-            await asyncio.sleep(0.1)
-            start = time.monotonic()
-            resp = await f.get(fast.url("/slow?delay=0"))
-            took = time.monotonic() - start
+            stuck = [asyncio.create_task(f.get(slow.url("/held"))) for _ in range(10)]
+            await slow.traffic.wait_until(lambda: slow.in_flight >= 2)  # its per-host slots
+            # Answered while the slow host holds all its requests: nothing waited for them.
+            resp = await asyncio.wait_for(f.get(fast.url("/slow?delay=0")), HANG_LIMIT)
+            assert slow.in_flight == 2 and not any(t.done() for t in stuck)
             for t in stuck:
                 t.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
     assert resp.status == 200
-    assert took < 0.5
 
 
 async def test_timeout_does_not_count_time_queued(srv: HostileServer) -> None:
-    # per_host=1: the third request waits ~1.2 s for its slot but only runs 0.6 s
-    async with Fetcher(settings(per_host=1, timeout=1.0)) as f:
-        results = await asyncio.gather(*(f.get(srv.url("/slow?delay=0.6")) for _ in range(3)))
-    assert [r.status for r in results] == [200, 200, 200]
-    assert all(r.elapsed < 1.0 for r in results)
+    # per_host=1: sixteen requests of 0.05 s each in a row; the last waits 0.75 s or more for its
+    # slot (more than the 0.6 s timeout) but runs for only 0.05 s.
+    start = time.monotonic()
+    async with Fetcher(settings(per_host=1, timeout=0.6)) as f:
+        results = await asyncio.gather(*(f.get(srv.url("/slow?delay=0.05")) for _ in range(16)))
+    assert [r.status for r in results] == [200] * 16
+    last_start = max(t for _, t in srv.starts)
+    assert last_start - start > 0.6  # the premise: the last one was queued beyond the timeout
 
 
 async def test_per_host_delay_spaces_request_starts(srv: HostileServer) -> None:
+    start = time.monotonic()
     async with Fetcher(settings(per_host=4, per_host_delay=0.25)) as f:
         await asyncio.gather(*(f.get(srv.url("/slow?delay=0")) for _ in range(3)))
-    times = [t for _, t in srv.starts]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert len(gaps) == 2 and min(gaps) >= 0.2
+    # The k-th request cannot start before k delays have passed (a load can only delay it more).
+    arrivals = sorted(t - start for _, t in srv.starts)
+    assert len(arrivals) == 3
+    assert all(at >= k * 0.25 - 1e-3 for k, at in enumerate(arrivals)), arrivals
 
 
 def test_format_size() -> None:

@@ -14,7 +14,7 @@ async def test_concurrent_submits_share_batches_and_get_their_own_results() -> N
 
     async def write(items: list[int]) -> list[int]:
         calls.append(list(items))
-        await asyncio.sleep(0.01)  # a transaction in another thread
+        await asyncio.to_thread(lambda: None)  # a transaction in another thread
         return [i * 10 for i in items]
 
     gc: GroupCommit[int, int] = GroupCommit("t", write, max_batch=40)
@@ -38,31 +38,40 @@ async def test_a_failing_batch_is_retried_one_by_one() -> None:
 
 async def test_flush_waits_for_writes_in_progress() -> None:
     done: list[int] = []
+    writing, commit = asyncio.Event(), asyncio.Event()
 
     async def write(items: list[int]) -> list[None]:
-        await asyncio.sleep(0.05)
+        writing.set()
+        await commit.wait()  # the transaction is under way until the test lets it commit
         done.extend(items)
         return [None] * len(items)
 
     gc: GroupCommit[int, None] = GroupCommit("t", write)
     task = asyncio.create_task(gc.submit(7))
-    await asyncio.sleep(0)
-    await asyncio.wait_for(gc.flush(), 5)
+    await asyncio.wait_for(writing.wait(), 5)
+    flush = asyncio.create_task(gc.flush())
+    for _ in range(10):  # flush keeps waiting while the write is in progress
+        await asyncio.sleep(0)
+    assert not flush.done() and done == []
+    commit.set()
+    await asyncio.wait_for(flush, 5)
     assert done == [7]
     await task
 
 
 async def test_a_cancelled_caller_does_not_break_the_others() -> None:
-    gate = asyncio.Event()
+    gate, writing = asyncio.Event(), asyncio.Event()
 
     async def write(items: list[int]) -> list[int]:
+        assert items == [1, 2]
+        writing.set()
         await gate.wait()
         return items
 
     gc: GroupCommit[int, int] = GroupCommit("t", write)
     a = asyncio.create_task(gc.submit(1))
     b = asyncio.create_task(gc.submit(2))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(writing.wait(), 5)  # both are in the batch being written
     a.cancel()
     gate.set()
     assert await asyncio.wait_for(b, 5) == 2
