@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ahocorasick_rs
 
 from monitor.match.keywords import Term, automaton_key, parse_term
-from monitor.match.normalize import DocText, _np_tables, accent_key, accents_agree, normalize
+from monitor.match.normalize import DocText, accent_key, accents_agree, normalize, tables
 from monitor.match.places import (
     cyrillic_forms,
     headline_cased,
@@ -29,7 +29,7 @@ from monitor.match.snippet import make_snippet
 from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES
 
 if TYPE_CHECKING:
-    from monitor.match.gazetteer import City, Gazetteer
+    from monitor.match.gazetteer import Gazetteer, Place
     from monitor.settings import PlaceSpec, Watchlist
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,15 @@ KEYWORD, PLACE, REQUIRE, EXCLUDE, CONTEXT, BLOCK = range(6)
 NAMESAKE_RATIO = 10.0
 _KIND_NAMES = {KEYWORD: "keyword", PLACE: "place", REQUIRE: "require"}
 _KIND_RANK = {KEYWORD: 0, PLACE: 0, REQUIRE: 1}
+
+
+class WatchlistError(ValueError):
+    """Every unusable term and unknown place of a set of watchlists, one line each
+    (``watchlists[2].places[1]: unknown place 'Atlantisville'``), in ``errors``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
 
 
 @dataclass(slots=True)
@@ -205,23 +214,35 @@ class Matcher:
 
     @classmethod
     def build(cls, watchlists: Sequence[Watchlist]) -> Matcher:
-        """Compile every watchlist; ValueError (one readable line) for an unusable term or place."""
+        """Compile every watchlist.
+
+        Raises :class:`WatchlistError` listing every unusable term and unknown place at once.
+        The gazetteer is opened only when a watchlist names places.
+        """
         t0 = time.perf_counter()
         builder = _Builder()
         compiled = []
+        errors: list[str] = []
+
+        def attempt(where: str, fn: Any, *args: Any) -> None:
+            try:
+                fn(*args)
+            except ValueError as exc:
+                errors.append(f"{where}: {exc}")
+
         for i, wl in enumerate(watchlists):
-            where = f"watchlist {wl.name!r}"
+            where = f"watchlists[{i}]"
             slot = 0
             for j, raw in enumerate(wl.keywords):
-                builder.add_term(KEYWORD, i, slot, raw, f"{where}: keywords[{j}]")
+                attempt(f"{where}.keywords[{j}]", builder.add_term, KEYWORD, i, slot, raw)
                 slot += 1
             for j, spec in enumerate(wl.places):
-                builder.add_place(i, slot, spec, f"{where}: places[{j}]")
+                attempt(f"{where}.places[{j}]", builder.add_place, i, slot, spec)
                 slot += 1
             for j, raw in enumerate(wl.require):
-                builder.add_term(REQUIRE, i, j, raw, f"{where}: require[{j}]")
+                attempt(f"{where}.require[{j}]", builder.add_term, REQUIRE, i, j, raw)
             for j, raw in enumerate(wl.exclude):
-                builder.add_term(EXCLUDE, i, j, raw, f"{where}: exclude[{j}]")
+                attempt(f"{where}.exclude[{j}]", builder.add_term, EXCLUDE, i, j, raw)
             compiled.append(
                 _Watchlist(
                     name=wl.name,
@@ -232,8 +253,10 @@ class Matcher:
                     require=tuple(wl.require),
                 )
             )
+        if errors:
+            raise WatchlistError(errors)
         builder.add_blockers()
-        _np_tables()  # the normalisation tables: built here rather than on the first article
+        tables()  # the normalisation tables: loaded here rather than on the first article
         matcher = cls(compiled, builder.keys, builder.automata())
         log.info(
             "matcher built watchlists=%d keys=%d seconds=%.3f",
@@ -631,14 +654,17 @@ def _strength(c: _Candidate) -> tuple[int, int, int]:
 
 
 class _Builder:
-    """Collects keys and their uses; resolves places through the gazetteer."""
+    """Collects keys and their uses; resolves places through the gazetteer (opened only when
+    a watchlist names a place)."""
 
     def __init__(self) -> None:
         self.keys: list[_Key] = []
         self._ids: dict[str, int] = {}
         self._gaz: Gazetteer | None = None
         self._groups: dict[frozenset[str], int] = {}
+        self._group_keys: list[frozenset[str]] = []
         self._place_forms: set[str] = set()
+        self._name_keys: dict[str, str | None] = {}
 
     @property
     def gaz(self) -> Gazetteer:
@@ -658,18 +684,19 @@ class _Builder:
             self.keys.append(_Key(key, len(key), lead, trail, prefix))
         return self.keys[kid]
 
-    def add_term(self, kind: int, wl: int, slot: int, raw: str, where: str) -> None:
-        try:
-            term: Term = parse_term(raw)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+    def add_term(self, kind: int, wl: int, slot: int, raw: str) -> None:
+        term: Term = parse_term(raw)
         self._key(term.key, term.prefix).uses.append(
             _Use(kind=kind, wl=wl, slot=slot, term=term.text, accents=term.accents)
         )
 
     def _name_key(self, name: str) -> str | None:
-        words = normalize(name).strip()
-        return automaton_key(words, False) if words else None
+        key = self._name_keys.get(name, "")
+        if key == "":
+            words = normalize(name).strip()
+            key = automaton_key(words, False) if words else None
+            self._name_keys[name] = key
+        return key
 
     def _add_name(self, name: str, use: _Use) -> None:
         key = self._name_key(name)
@@ -680,76 +707,141 @@ class _Builder:
         k.uses.append(use)
         self._place_forms.add(key.strip())
 
-    def _group(self, names: Sequence[str]) -> int:
-        """A context group: any of these words in the article confirms a place."""
-        keys = frozenset(k for n in names if (k := self._name_key(n)) is not None)
+    def _group(self, names: Sequence[str], itself: Sequence[str] = ()) -> int:
+        """A context group: any of these words in the article confirms a place.
+
+        ``itself``: the place's own spellings, which never confirm it (a region named like
+        its capital, ``Valencia``)."""
+        skip = {self._name_key(n) for n in itself}
+        keys = frozenset(
+            k
+            for n in names
+            if (k := self._name_key(n)) is not None
+            and k not in skip
+            and k.strip() not in COMMON_WORDS
+        )
         gid = self._groups.get(keys)
         if gid is None:
             gid = len(self._groups)
             self._groups[keys] = gid
+            self._group_keys.append(keys)
             for key in keys:
                 self._key(key, False).uses.append(_Use(kind=CONTEXT, slot=gid))
         return gid
 
-    def add_place(self, wl: int, slot: int, spec: PlaceSpec, where: str) -> None:
+    def add_place(self, wl: int, slot: int, spec: PlaceSpec) -> None:
         gaz = self.gaz
         country_code: str | None = None
         if spec.country:
             country = gaz.country(spec.country)
             if country is None:
                 raise ValueError(
-                    f"{where}: unknown country {spec.country!r} (use an ISO code such as PT or a country name)"
+                    f"unknown country {spec.country!r} (use an ISO code such as PT or a country name)"
                 )
             country_code = country.code
         as_country = gaz.country_by_name(spec.name)
         if as_country is not None and (country_code in (None, as_country.code)):
             self._add_country(wl, slot, spec, as_country.code)
             return
-        found = gaz.find_cities(spec.name, country_code)
+        found = gaz.find(spec.name, country_code)
         if not found:
             in_ = f" in {gaz.countries[country_code].name}" if country_code else ""
-            raise ValueError(f"{where}: unknown place {spec.name!r}{in_} (not in the gazetteer)")
-        center = found[0]
-        self._add_city(wl, slot, spec.name, center, chosen=country_code is not None)
-        city = gaz.cities[center]
+            raise ValueError(f"unknown place {spec.name!r}{in_}")
+        center = gaz.place(found[0])
+        if center.is_region:
+            self._add_region(wl, slot, spec, center, chosen=country_code is not None)
+            return
+        self._add_town(wl, slot, spec.name, center, chosen=country_code is not None)
         if spec.within_km:
-            for i, _ in gaz.within(city.lat, city.lon, spec.within_km):
-                if i != center:
-                    self._add_city(wl, slot, spec.name, i)
+            for i, _ in gaz.within(center.lat, center.lon, spec.within_km):
+                if i != center.id:
+                    self._add_town(wl, slot, spec.name, gaz.place(i))
         if spec.country_wide:
-            for i in gaz.in_country(city.country):
-                if i != center:
-                    self._add_city(wl, slot, spec.name, i)
+            for i in gaz.in_country(center.country):
+                if i != center.id:
+                    self._add_town(wl, slot, spec.name, gaz.place(i))
 
     def _add_country(self, wl: int, slot: int, spec: PlaceSpec, code: str) -> None:
         gaz = self.gaz
         label = gaz.countries[code].name
         use = _Use(kind=PLACE, wl=wl, slot=slot, term=spec.name, place=label)
-        for name in gaz.country_terms(code):
+        names = list(gaz.country_terms(code))
+        for name in list(names):
+            names.extend(cyrillic_forms(name))
+        for name in dict.fromkeys(names):
             self._add_name(name, use)
         if spec.country_wide:
             for i in gaz.in_country(code):
-                self._add_city(wl, slot, spec.name, i)
+                self._add_town(wl, slot, spec.name, gaz.place(i))
         if spec.within_km:
             c = gaz.countries[code]
             for i, _ in gaz.within(c.lat, c.lon, spec.within_km):
-                self._add_city(wl, slot, spec.name, i)
+                self._add_town(wl, slot, spec.name, gaz.place(i))
 
-    def _add_city(self, wl: int, slot: int, term: str, i: int, chosen: bool = False) -> None:
-        """Watch city ``i`` under ``term``; ``chosen``: the place the user picked with
+    def _add_region(self, wl: int, slot: int, spec: PlaceSpec, region: Place, chosen: bool) -> None:
+        """A first-level region: its names; with ``within_km``, also every town in it or
+        within that distance of one of its towns; with ``country_wide``, every town in it."""
+        gaz = self.gaz
+        biggest = [gaz.place(i) for i in gaz.in_region(region.id)[:25]]
+        own = self._group(
+            [
+                *(gaz.country_terms(region.country) if region.country != "US" else ()),
+                *(p.name for p in biggest if p.population >= gaz.PROMINENT),
+            ],
+            gaz.names(region.id),
+        )
+        desc = gaz.describe(region)
+        primary_key = normalize(region.name).strip()
+        rivals: tuple[int, ...] = ()
+        rival_names: tuple[str, ...] = ()
+        others = [i for i, p in gaz.key_places(primary_key) if p == 2 and i != region.id]
+        if others:
+            groups: dict[int, str] = {}
+            for j in others:
+                other = gaz.place(j)
+                if other.country == region.country:
+                    continue
+                terms = [t for t in gaz.country_terms(other.country) if self._name_key(t)]
+                if terms:
+                    groups.setdefault(self._group(terms, gaz.names(region.id)), gaz.describe(other))
+            rivals, rival_names = tuple(groups), tuple(groups.values())
+        self._add_spellings(
+            wl,
+            slot,
+            spec.name,
+            region,
+            gaz.names(region.id),
+            primary_key,
+            own=own,
+            dominant=True,
+            rivals=rivals,
+            rival_names=rival_names,
+            desc=desc,
+            note="",
+            label=gaz.label(region.id),
+        )
+        towns: list[int] = []
+        if spec.within_km:
+            towns = gaz.near_region(region.id, spec.within_km)
+        elif spec.country_wide:
+            towns = gaz.in_region(region.id)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
+
+    def _add_town(self, wl: int, slot: int, term: str, town: Place, chosen: bool = False) -> None:
+        """Watch ``town`` under ``term``; ``chosen``: the place the user picked with
         ``country:`` (the reading the user means, even if a bigger namesake exists)."""
         gaz = self.gaz
-        city = gaz.cities[i]
-        neighbours = self._neighbour_names(city)
-        own = self._group([*gaz.region_terms(city), *neighbours])
-        primary_key = normalize(city.name).strip()
+        neighbours = self._neighbour_names(town)
+        own = self._group([*gaz.region_terms(town), *neighbours], gaz.names(town.id))
+        primary_key = normalize(town.name).strip()
         bearers = gaz.bearers(primary_key)
-        dominant = not bearers or bearers[0] == i
-        desc = gaz.describe(city)
+        dominant = not bearers or bearers[0] == town.id
+        desc = gaz.describe(town)
         note = ""
         if not dominant:
-            biggest = gaz.cities[bearers[0]]
-            ratio = biggest.population / city.population if city.population else float("inf")
+            biggest = gaz.place(bearers[0])
+            ratio = biggest.population / town.population if town.population else float("inf")
             if chosen and ratio <= NAMESAKE_RATIO:
                 dominant = True  # the user's reading of the name: treated as the default
             else:
@@ -760,8 +852,41 @@ class _Builder:
         rivals: tuple[int, ...] = ()
         rival_names: tuple[str, ...] = ()
         if dominant and len(bearers) > 1:
-            rivals, rival_names = self._rivals(city, i, bearers, own)
-        names = list(gaz.names(i))
+            rivals, rival_names = self._rivals(town, bearers, own)
+        self._add_spellings(
+            wl,
+            slot,
+            term,
+            town,
+            gaz.names(town.id),
+            primary_key,
+            own=own,
+            dominant=dominant,
+            rivals=rivals,
+            rival_names=rival_names,
+            desc=desc,
+            note=note,
+            label=town.name,
+        )
+
+    def _add_spellings(
+        self,
+        wl: int,
+        slot: int,
+        term: str,
+        place: Place,
+        spellings: Sequence[str],
+        primary_key: str,
+        *,
+        own: int,
+        dominant: bool,
+        rivals: tuple[int, ...],
+        rival_names: tuple[str, ...],
+        desc: str,
+        note: str,
+        label: str,
+    ) -> None:
+        names = list(spellings)
         for name in list(names):
             names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
@@ -774,7 +899,7 @@ class _Builder:
                     wl=wl,
                     slot=slot,
                     term=term,
-                    place=city.name,
+                    place=label,
                     common=key in COMMON_WORDS,
                     needs_context=not dominant and primary,
                     context=own,
@@ -785,80 +910,62 @@ class _Builder:
                 ),
             )
 
-    def _neighbour_names(self, city: City) -> list[str]:
-        """Nearby cities that can confirm ``city`` (common words would confirm anything)."""
+    def _neighbour_names(self, place: Place) -> list[str]:
+        """Nearby cities that can confirm ``place`` (common words would confirm anything)."""
         gaz = self.gaz
-        return [
-            gaz.cities[j].name
-            for j in gaz.neighbours(city)
-            if normalize(gaz.cities[j].name).strip() not in COMMON_WORDS
-        ]
+        out = []
+        for j in gaz.neighbours(place):
+            name = gaz.place(j).name
+            if normalize(name).strip() not in COMMON_WORDS:
+                out.append(name)
+        return out
 
     def _rivals(
-        self, city: City, i: int, bearers: list[int], own: int
+        self, town: Place, bearers: list[int], own: int
     ) -> tuple[tuple[int, ...], tuple[str, ...]]:
         """Context groups that point to another place of the same name, and which place each.
 
-        Every namesake elsewhere is pointed to by its region (US state or country names). A
-        namesake bigger than ``city`` (only when ``city`` was picked with ``country:``) is also
-        pointed to by its nearby cities, except names that are also first names or towns of
-        ``city``'s own country, and words that already confirm ``city``.
+        Every namesake elsewhere is pointed to by its region (its first-level region's names,
+        and its country's). A namesake bigger than ``town`` (only when ``town`` was picked
+        with ``country:``) is also pointed to by its nearby cities, except names that are
+        also first names or towns of ``town``'s own country, and words that already confirm
+        ``town``.
         """
         gaz = self.gaz
-        own_region = set(gaz.region_terms(city))
-        own_keys = next(k for k, g in self._groups.items() if g == own)
+        own_region = set(gaz.region_terms(town))
+        own_keys = self._group_keys[own]
         groups: dict[int, str] = {}
-        for j in bearers:
-            if j == i:
+        for j in bearers[:50]:
+            if j == town.id:
                 continue
-            other = gaz.cities[j]
-            terms = list(gaz.region_terms(other))
-            if not terms or own_region.intersection(terms):
+            other = gaz.place(j)
+            terms = [t for t in gaz.region_terms(other) if t not in own_region]
+            if not terms:
                 continue
-            if other.population > city.population:
+            if other.population > town.population:
                 for name in self._neighbour_names(other):
                     key = normalize(name).strip()
                     if key in FIRST_NAMES or any(
-                        gaz.cities[b].country == city.country for b in gaz.bearers(key)
+                        gaz.place(b).country == town.country for b in gaz.bearers(key)
                     ):
                         continue
                     terms.append(name)
             terms = [t for t in terms if self._name_key(t) not in own_keys]
             if terms:
-                groups.setdefault(self._group(terms), gaz.describe(other))
+                gid = self._group(terms, gaz.names(town.id))
+                if self._group_keys[gid]:
+                    groups.setdefault(gid, gaz.describe(other))
         return tuple(groups), tuple(groups.values())
 
     def add_blockers(self) -> None:
         """Longer gazetteer names that contain a configured place name (``New York`` for York)."""
         if not self._place_forms or self._gaz is None:
             return
-        forms = self._place_forms
-        longest = max(f.count(" ") for f in forms) + 1
-        gaz = self._gaz
-        candidates = list(gaz.primary_index())
-        candidates += list(gaz.country_keys())
-        candidates += [normalize(n).strip() for n in gaz.us_states.values()]
-        for i, city in enumerate(gaz.cities):  # biggest first: their other names too
-            if city.population < 1_000_000:
-                break
-            candidates += [normalize(n).strip() for n in gaz.names(i) if " " in n.strip()]
-        for name in candidates:
-            words = name.split(" ")
-            if len(words) < 2 or name in forms:
-                continue
-            hit = False
-            for size in range(1, min(longest, len(words) - 1) + 1):
-                for at in range(len(words) - size + 1):
-                    if " ".join(words[at : at + size]) in forms:
-                        hit = True
-                        break
-                if hit:
-                    break
-            if hit:
-                k = self._key(automaton_key(name, False), False)
-                k.spatial = True
-                if not any(u.kind == BLOCK for u in k.uses):
-                    k.uses.append(_Use(kind=BLOCK))
+        for name in self._gaz.blockers(self._place_forms):
+            k = self._key(automaton_key(name, False), False)
+            k.spatial = True
+            if not any(u.kind == BLOCK for u in k.uses):
+                k.uses.append(_Use(kind=BLOCK))
 
     def automata(self) -> tuple[_Automaton | None, _Automaton | None]:
         """(automaton of space-led keys, automaton of unspaced-script keys); None when empty."""
