@@ -18,15 +18,24 @@ import ahocorasick_rs
 from monitor.match.keywords import Term, automaton_key, parse_term
 from monitor.match.normalize import DocText, accent_key, accents_agree, normalize, tables
 from monitor.match.places import (
+    cued,
     cyrillic_forms,
     headline_cased,
     is_all_caps,
+    is_german,
     is_capitalised,
     person_name,
     sentence_initial,
 )
 from monitor.match.snippet import make_snippet
-from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES
+from monitor.match.wordlists import (
+    COMMON_WORDS,
+    CUES,
+    FIRST_NAMES,
+    GERMAN_CUES,
+    GERMAN_NOUNS,
+    WORDLIKE,
+)
 
 if TYPE_CHECKING:
     from monitor.match.gazetteer import Gazetteer, Place
@@ -120,6 +129,7 @@ class _Use:
     accents: str | None = None  # accent-keeping term form when the term has accents
     place: str | None = None  # gazetteer label (places)
     common: bool = False  # the name is a common word: proper-noun position or context needed
+    noun: bool = False  # a German noun: in German text, context or a cue ("in Wald") needed
     needs_context: bool = False  # a smaller namesake of a bigger place: its context needed
     context: int = -1  # context group that confirms this place
     rivals: tuple[int, ...] = ()  # context groups of namesakes elsewhere
@@ -383,6 +393,7 @@ class Matcher:
         # that names no watched place never needs them)
         contained: set[int] | None = None
         title_headline: bool | None = None
+        german: bool | None = None  # worked out on the first German-noun place found
         plain = self._plain
         span = dt.span
         # DocText.span inlined for the one-pass normalisation (the common case): it runs for
@@ -480,8 +491,13 @@ class Matcher:
                         elif rank == 0:
                             if title_headline is None:
                                 title_headline = headline_cased(texts[0])
-                            if title_headline:
+                            if title_headline and not cued(text, os_, CUES):
                                 pending = "in a headline-cased title"
+                    elif use.noun:
+                        if german is None:
+                            german = is_german(dt.norm)
+                        if german and not cued(text, os_, GERMAN_CUES):
+                            pending = "in German text, where every noun is capitalised"
                     if use.needs_context:
                         pending = pending or "namesake"
                     if pending or use.rivals:
@@ -716,9 +732,7 @@ class _Builder:
         keys = frozenset(
             k
             for n in names
-            if (k := self._name_key(n)) is not None
-            and k not in skip
-            and k.strip() not in COMMON_WORDS
+            if (k := self._name_key(n)) is not None and k not in skip and k.strip() not in WORDLIKE
         )
         gid = self._groups.get(keys)
         if gid is None:
@@ -901,6 +915,7 @@ class _Builder:
                     term=term,
                     place=label,
                     common=key in COMMON_WORDS,
+                    noun=key in GERMAN_NOUNS,
                     needs_context=not dominant and primary,
                     context=own,
                     rivals=rivals if primary else (),
@@ -916,7 +931,7 @@ class _Builder:
         out = []
         for j in gaz.neighbours(place):
             name = gaz.place(j).name
-            if normalize(name).strip() not in COMMON_WORDS:
+            if normalize(name).strip() not in WORDLIKE:
                 out.append(name)
         return out
 
