@@ -22,8 +22,8 @@ from monitor.match.places import (
     cyrillic_forms,
     headline_cased,
     is_all_caps,
-    is_german,
     is_capitalised,
+    is_german,
     person_name,
     sentence_initial,
 )

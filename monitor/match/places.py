@@ -19,9 +19,9 @@ import re
 
 from monitor.match.normalize import normalize
 from monitor.match.wordlists import (
+    AMBIGUOUS_NAMES,
     COMMON_WORDS,
     FIRST_NAMES,
-    AMBIGUOUS_NAMES,
     GERMAN_MARKERS,
     HONORIFICS,
     PLACE_FOLLOWERS,
