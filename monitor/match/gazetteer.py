@@ -198,6 +198,12 @@ class Gazetteer:
                 if t.region == r.id and t.population * 10 >= r.population:
                     return [i, *regions]
             return [*regions, *towns]
+        if towns and others:
+            # a far bigger town known by this name in another language wins over small
+            # bearers of it as their main name (Cologne: Köln, not Cologne, Italy)
+            big = max(others, key=lambda i: self.place(i).population)
+            if self.place(big).population >= 10 * self.place(towns[0]).population:
+                return [big, *towns]
         return towns or others
 
     # ------------------------------------------------------------------ geometry

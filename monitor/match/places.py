@@ -153,6 +153,10 @@ def cyrillic_forms(name: str) -> list[str]:
         return _admin_forms(head, last)
     prefix = f"{head} " if head else ""
     low = last[-1].lower()
+    for ending, others in _ADJ_ENDINGS[2:6]:  # adjectival names: Хмельницький, Красный
+        if last.lower().endswith(ending) and len(last) > 4:
+            stem = last[: -len(ending)]
+            return sorted({prefix + stem + e for e in others})
     forms: set[str] = set()
     if low == "а":
         stem = last[:-1]
@@ -207,6 +211,7 @@ _ADJ_ENDINGS = (
     ("ая", ("ой", "ую", "ою")),
     ("яя", ("ей", "юю", "ею")),
     ("ий", ("ого", "ому", "им", "ом", "ім")),
+    ("ій", ("ього", "ьому", "ім")),
     ("ый", ("ого", "ому", "ым", "ом")),
     ("ой", ("ого", "ому", "ым", "ом")),
     ("а", ("ої", "ій", "у", "ою")),
