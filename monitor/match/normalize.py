@@ -21,6 +21,7 @@ import codecs
 import threading
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,7 +58,7 @@ UNSPACED_RANGES = (
 def unspaced(ch: str) -> bool:
     """Scripts written without spaces between words: no word-boundary check at that end."""
     cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in UNSPACED_RANGES)
+    return cp >= 0x0E00 and any(lo <= cp <= hi for lo, hi in UNSPACED_RANGES)
 
 
 def fold_char(ch: str, keep_accents: bool = False) -> str:
@@ -316,9 +317,17 @@ def nfc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
+_ASCII_TABLE = {c: " " for c in range(128) if not chr(c).isalnum()}
+
+
+@lru_cache(maxsize=1 << 16)
 def normalize(text: str) -> str:
-    """The padded normalised form of ``text`` (what the automaton sees)."""
-    return fold_text(nfc(text))[0]
+    """The padded normalised form of ``text`` (what the automaton sees).
+
+    Cached: building a matcher normalises the same place names over and over."""
+    if text.isascii():  # the same result as the tables give, without numpy's per-call cost
+        return " " + " ".join(text.lower().translate(_ASCII_TABLE).split()) + " "
+    return fold_text(nfc(text).replace(SEP, " "))[0]
 
 
 def normalize_many(texts: list[str]) -> list[str]:
