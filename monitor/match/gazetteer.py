@@ -22,7 +22,7 @@ import numpy as np
 
 from monitor.match.cache import cached_file
 from monitor.match.gazdata import REGION, TOWN, data_version
-from monitor.match.normalize import normalize, normalize_many
+from monitor.match.normalize import normalize
 
 __all__ = ["REGION", "TOWN", "Country", "Gazetteer", "Place", "gazetteer", "haversine_km"]
 
@@ -118,7 +118,6 @@ class Gazetteer:
         ):
             self.countries[code] = Country(code, name, iso3, population, lat, lon)
             self._country_terms[code] = tuple(terms.split("\x1f"))
-        self._country_keys: dict[str, str] | None = None
         self._places: dict[int, Place] = {}
         self._names: dict[int, tuple[str, ...]] = {}
         self._labels: dict[int, str] = {}
@@ -290,31 +289,13 @@ class Gazetteer:
 
     # ------------------------------------------------------------------ countries
 
-    def country_keys(self) -> dict[str, str]:
-        """Normalised country name, alias, translation, ISO2 or ISO3 code -> ISO2 code."""
-        with self._lock:
-            if self._country_keys is None:
-                keys: dict[str, str] = {}
-                names = [
-                    (code, name)
-                    for code, c in self.countries.items()
-                    for name in (c.name, *self._country_terms[code])
-                ]
-                for (code, _), key in zip(
-                    names, normalize_many([n for _, n in names]), strict=True
-                ):
-                    keys.setdefault(key, code)
-                for code, c in self.countries.items():
-                    keys.setdefault(code.casefold(), code)
-                    if c.iso3:
-                        keys.setdefault(c.iso3.casefold(), code)
-                self._country_keys = keys
-            return self._country_keys
-
     def country(self, text: str) -> Country | None:
-        """A country by ISO code (PT, PRT), name or alias, any case."""
-        code = self.country_keys().get(_key(text))
-        return self.countries.get(code) if code else None
+        """A country by ISO code (PT, PRT), name, alias or translation, any case."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT code FROM country_key WHERE key=?", (_key(text),)
+            ).fetchone()
+        return self.countries.get(row[0]) if row else None
 
     def country_by_name(self, text: str) -> Country | None:
         """A country by name or alias only (not by code: ``US`` in a place list is ambiguous)."""
@@ -383,7 +364,7 @@ class Gazetteer:
 
         keys = [f" {f} " for f in forms]
         ac = ahocorasick_rs.AhoCorasick(keys)
-        text = self._blockers.replace("\x00", " \x00 ")
+        text = self._blockers
         out = set()
         for _, start, end in ac.find_matches_as_indexes(text, overlapping=True):
             lo = text.rfind("\x00", 0, start) + 2
