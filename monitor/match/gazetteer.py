@@ -98,7 +98,7 @@ class Gazetteer:
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
         self._lock = threading.RLock()
-        blobs = dict(self._db.execute("SELECT name, data FROM blob"))
+        blobs = dict(self._db.execute("SELECT name, data FROM blob WHERE name != 'blockers'"))
         self.n_towns = int(blobs["n_towns"].decode())
         self.lat = np.frombuffer(blobs["lat"], dtype=np.float64)
         self.lon = np.frombuffer(blobs["lon"], dtype=np.float64)
@@ -107,8 +107,6 @@ class Gazetteer:
         codes = blobs["country_codes"].decode().split("\x1f")
         self.country_of = np.frombuffer(blobs["country"], dtype=np.uint16)
         self._code_idx = {c: n for n, c in enumerate(codes)}
-        self._blockers = blobs["blockers"].decode()
-        self._cos = np.cos(np.radians(self.lat))
         prominent = np.flatnonzero(self.pop[: self.n_towns] >= self.PROMINENT)
         self._prominent = prominent
         self.countries: dict[str, Country] = {}
@@ -216,7 +214,7 @@ class Gazetteer:
         p1 = math.radians(lat)
         dp = np.radians(la) - p1
         dl = np.radians(lo - lon)
-        a = np.sin(dp / 2) ** 2 + math.cos(p1) * self._cos.take(ids) * np.sin(dl / 2) ** 2
+        a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(np.radians(la)) * np.sin(dl / 2) ** 2
         d = 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
         ok = d <= km
         ids, d = ids[ok], d[ok]
@@ -358,20 +356,15 @@ class Gazetteer:
 
     def blockers(self, forms: set[str]) -> list[str]:
         """Longer gazetteer names (normalised) that contain one of ``forms`` as whole words."""
-        if not forms:
-            return []
-        import ahocorasick_rs
-
-        keys = [f" {f} " for f in forms]
-        ac = ahocorasick_rs.AhoCorasick(keys)
-        text = self._blockers
         out = set()
-        for _, start, end in ac.find_matches_as_indexes(text, overlapping=True):
-            lo = text.rfind("\x00", 0, start) + 2
-            hi = text.find("\x00", end - 1) - 1
-            name = text[lo:hi]
-            if name not in forms:
-                out.add(name)
+        with self._lock:
+            for form in forms:
+                padded = f" {form} "
+                for (name,) in self._db.execute(
+                    "SELECT name FROM blocker WHERE word=?", (form.split(" ")[0],)
+                ):
+                    if name != form and padded in f" {name} ":
+                        out.add(name)
         return sorted(out)
 
 

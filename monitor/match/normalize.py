@@ -27,7 +27,7 @@ import numpy as np
 
 from monitor.match.cache import cached_file
 
-TABLE_FORMAT = 2  # bump when fold_char changes: a new cache file is built
+TABLE_FORMAT = 3  # bump when fold_char changes: a new cache file is built
 
 # Characters dropped outright (never separators): soft hyphen, zero-width joiners, BOM,
 # variation selectors and the combining diacritics of Latin/Greek/Cyrillic (what is left of
@@ -160,8 +160,10 @@ def _build_tables(path: object) -> None:
     one[_OVF_DROP], lens[_OVF_DROP] = _ODD_MARK, 0
     one[0] = exp[0, 0] = 0  # the field separator stays (a NUL in a field is made a space)
     assert one[_ODD_MARK] == 32  # U+FFFF itself folds to a space: the mark is unambiguous
+    # one uint32 array, memory-mapped when loaded: only the pages text touches are resident
+    packed = np.concatenate([one, exp.reshape(-1), lens.astype(np.uint32), flags.astype(np.uint32)])
     with open(str(path), "wb") as f:
-        np.savez(f, one=one, exp=exp, lens=lens, flags=flags)
+        np.save(f, packed)
 
 
 _TABLES: _Tables | None = None
@@ -174,10 +176,14 @@ def tables() -> _Tables:
     if _TABLES is None:
         with _LOCK:
             if _TABLES is None:
-                name = f"unicode-fold-{unicodedata.unidata_version}-v{TABLE_FORMAT}.npz"
+                name = f"unicode-fold-{unicodedata.unidata_version}-v{TABLE_FORMAT}.npy"
                 path = cached_file(name, _build_tables, "Unicode folding tables")
-                with np.load(path) as z:
-                    one, exp, lens, flags = z["one"], z["exp"], z["lens"], z["flags"]
+                packed = np.load(path, mmap_mode="r")
+                n = LIMIT + 2
+                one = packed[:n]
+                exp = packed[n : 4 * n].reshape(n, 3)
+                lens = np.array(packed[4 * n : 5 * n], dtype=np.uint8)
+                flags = np.array(packed[5 * n : 6 * n], dtype=np.uint8)
                 bmp_exp = exp[:0x10000]
                 assert int(one[:0x10000].max()) < 0x10000 and int(bmp_exp.max()) < 0x10000
                 _TABLES = _Tables(
@@ -320,7 +326,7 @@ def nfc(text: str) -> str:
 _ASCII_TABLE = {c: " " for c in range(128) if not chr(c).isalnum()}
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
     """The padded normalised form of ``text`` (what the automaton sees).
 
