@@ -50,6 +50,8 @@ KEYWORD, PLACE, REQUIRE, EXCLUDE, CONTEXT, BLOCK = range(6)
 # Paris, Texas vs France: 86x, needs its own context). See docs/matching.md.
 NAMESAKE_RATIO = 10.0
 _KIND_NAMES = {KEYWORD: "keyword", PLACE: "place", REQUIRE: "require"}
+# countries whose towns Russian and Ukrainian text names in their case forms
+CYRILLIC_COUNTRIES = frozenset("RU UA BY KZ KG TJ UZ TM AZ AM GE MD BG RS MK ME BA MN".split())
 _KIND_RANK = {KEYWORD: 0, PLACE: 0, REQUIRE: 1}
 
 
@@ -985,8 +987,11 @@ class _Builder:
         """Every spelling (and Cyrillic case form) of a place as a key; namesake rivals go on
         its main name (``rivals_for``: per spelling, for regions known by many names)."""
         names = list(spellings)
-        for name in list(names):
-            names.extend(cyrillic_forms(name))
+        if place.is_region or place.population >= 15_000 or place.country in CYRILLIC_COUNTRIES:
+            # case forms for places Russian or Ukrainian text names often enough (a village
+            # in Bavaria keeps its Cyrillic spelling, not eight case forms of it)
+            for name in list(names):
+                names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
             key = normalize(name).strip()
             primary = key == primary_key

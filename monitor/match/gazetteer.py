@@ -240,7 +240,8 @@ class Gazetteer:
             # then the great-circle distance from the chord
             inner = _unit(lat, lon)
             cos_max = math.cos(min(math.pi, km / 6371.0088))
-            for chunk in np.array_split(box, max(1, len(box) // 4096)):
+            step = max(1, 2_000_000 // len(inner))  # ~16 MB of distances at a time
+            for chunk in np.array_split(box, max(1, len(box) // step)):
                 dots = _unit(self.lat.take(chunk), self.lon.take(chunk)) @ inner.T
                 out.update(chunk[dots.max(axis=1) >= cos_max].tolist())
         return sorted(out)
@@ -263,7 +264,7 @@ class Gazetteer:
             return
         cos_max = math.cos(km / 6371.0088)
         dlat = km / 110.0 + 0.1
-        for chunk in np.array_split(todo, max(1, len(todo) // 2048)):
+        for chunk in np.array_split(todo, max(1, len(todo) // 128)):
             lat = self.lat.take(chunk)
             cand = self._prominent
             plat = self.lat.take(cand)
