@@ -13,7 +13,10 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/feedwatch --create-home fee
 COPY --from=build /install /usr/local
 COPY config/feedwatch.yaml /etc/feedwatch/feedwatch.yaml
 ENV FEEDWATCH_CONFIG=/etc/feedwatch/feedwatch.yaml \
+    FEEDWATCH_CACHE_DIR=/usr/local/share/feedwatch \
     PYTHONUNBUFFERED=1
+# the gazetteer and Unicode tables, built once here rather than at every container's first start
+RUN python -c "from monitor.match.gazetteer import gazetteer_path; from monitor.match.normalize import tables; gazetteer_path(); tables()"
 USER feedwatch
 WORKDIR /var/lib/feedwatch
 VOLUME ["/var/lib/feedwatch"]

@@ -21,40 +21,43 @@ ENV = "FEEDWATCH_CACHE_DIR"
 
 
 def cache_dir() -> Path:
-    """``$FEEDWATCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/feedwatch``, else ``~/.cache/feedwatch``.
-
-    Falls back to a directory under the system temporary directory when that cannot be
-    created (a read-only home).
-    """
+    """``$FEEDWATCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/feedwatch``, else ``~/.cache/feedwatch``."""
     explicit = os.environ.get(ENV)
     if explicit:
-        base = Path(explicit)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg) if xdg else Path.home() / ".cache") / "feedwatch"
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "feedwatch"
+
+
+def _fallback_dir() -> Path:
+    """For a cache directory that cannot be written (a read-only home)."""
+    return Path(tempfile.gettempdir()) / f"feedwatch-cache-{os.getuid()}"
+
+
+def _writable(d: Path) -> bool:
     try:
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK):
-            return base
+        d.mkdir(parents=True, exist_ok=True)
     except OSError:
-        pass
-    fallback = Path(tempfile.gettempdir()) / f"feedwatch-cache-{os.getuid()}"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+        return False
+    return os.access(d, os.W_OK)
 
 
 def cached_file(name: str, build: Callable[[Path], None], what: str) -> Path:
     """The path of cache file ``name``, building it with ``build(tmp_path)`` when missing.
 
-    ``build`` writes a complete file at the path it is given; it is renamed into place only
-    once complete. Two processes building at once both succeed (the last rename wins; both
-    files are identical).
+    A file already in the cache directory is used even when the directory is read-only (an
+    image can ship it prebuilt). ``build`` writes a complete file at the path it is given;
+    it is renamed into place only once complete. Two processes building at once both
+    succeed (the last rename wins; both files are identical).
     """
-    path = cache_dir() / name
-    if path.exists():
-        return path
+    for d in (cache_dir(), _fallback_dir()):
+        if (d / name).exists():
+            return d / name
+    d = cache_dir() if _writable(cache_dir()) else _fallback_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / name
     log.warning("building the %s once for this machine: %s", what, path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
