@@ -828,17 +828,18 @@ class _Builder:
             raise ValueError(f"unknown place {spec.name!r}{in_}")
         center = gaz.place(found[0])
         if center.is_region:
-            self._add_region(wl, slot, spec, center, chosen=country_code is not None)
+            self._add_region(wl, slot, spec, center)
             return
         self._add_town(wl, slot, spec.name, center, chosen=country_code is not None)
+        towns: list[int] = []
         if spec.within_km:
-            for i, _ in gaz.within(center.lat, center.lon, spec.within_km):
-                if i != center.id:
-                    self._add_town(wl, slot, spec.name, gaz.place(i))
+            towns += [i for i, _ in gaz.within(center.lat, center.lon, spec.within_km)]
         if spec.country_wide:
-            for i in gaz.in_country(center.country):
-                if i != center.id:
-                    self._add_town(wl, slot, spec.name, gaz.place(i))
+            towns += gaz.in_country(center.country)
+        towns = [i for i in dict.fromkeys(towns) if i != center.id]
+        gaz.prefetch_neighbours(towns)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
 
     def _add_country(self, wl: int, slot: int, spec: PlaceSpec, code: str) -> None:
         gaz = self.gaz
@@ -849,17 +850,22 @@ class _Builder:
             names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
             self._add_name(name, use)
+        towns: list[int] = []
         if spec.country_wide:
-            for i in gaz.in_country(code):
-                self._add_town(wl, slot, spec.name, gaz.place(i))
+            towns += gaz.in_country(code)
         if spec.within_km:
             c = gaz.countries[code]
-            for i, _ in gaz.within(c.lat, c.lon, spec.within_km):
-                self._add_town(wl, slot, spec.name, gaz.place(i))
+            towns += [i for i, _ in gaz.within(c.lat, c.lon, spec.within_km)]
+        towns = list(dict.fromkeys(towns))
+        gaz.prefetch_neighbours(towns)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
 
-    def _add_region(self, wl: int, slot: int, spec: PlaceSpec, region: Place, chosen: bool) -> None:
+    def _add_region(self, wl: int, slot: int, spec: PlaceSpec, region: Place) -> None:
         """A first-level region: its names; with ``within_km``, also every town in it or
-        within that distance of one of its towns; with ``country_wide``, every town in it."""
+        within that distance of one of its towns; with ``country_wide``, every town in it.
+        Namesakes elsewhere are set aside on their own region's names, whether or not the
+        region was picked with ``country:``."""
         gaz = self.gaz
         biggest = [gaz.place(i) for i in gaz.in_region(region.id)[:25]]
         own = self._group(
