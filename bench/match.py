@@ -225,7 +225,11 @@ def _time_step(code: str, cwd: Path, runs: int) -> tuple[float, float, float]:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True)
         times.append(time.perf_counter() - t)
-    probe = code + "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM: this process's own peak (ru_maxrss would include the forking parent's)
+    probe = (
+        code + "; print(next(l.split()[1] for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM')))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=cwd, check=True, capture_output=True, text=True
     )
