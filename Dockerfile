@@ -15,7 +15,10 @@ COPY config/feedwatch.yaml /etc/feedwatch/feedwatch.yaml
 # The database goes to /var/lib/feedwatch/feedwatch.db unless the config sets storage.url.
 ENV FEEDWATCH_CONFIG=/etc/feedwatch/feedwatch.yaml \
     FEEDWATCH_DATA_DIR=/var/lib/feedwatch \
+    FEEDWATCH_CACHE_DIR=/usr/local/share/feedwatch \
     PYTHONUNBUFFERED=1
+# the gazetteer and Unicode tables, built once here rather than at every container's first start
+RUN python -c "from monitor.match.gazetteer import gazetteer_path; from monitor.match.normalize import tables; gazetteer_path(); tables()"
 USER feedwatch
 WORKDIR /var/lib/feedwatch
 VOLUME ["/var/lib/feedwatch"]

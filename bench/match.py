@@ -1,12 +1,19 @@
 """Matcher benchmark: one Aho-Corasick automaton vs the best pure-``re`` approach.
 
     python bench/match.py [--mb 10] [--terms 10000] [--seed 7] [--repeat 5]
+    python bench/match.py --startup [--baseline DIR] [--runs 7]
 
 10,000 keyword and place terms (places expanded to all their gazetteer names) over >= 10 MB
 of generated, multilingual-ish article text (deterministic from the seed). Prints a table:
 throughput including normalisation, the ratio against a single trie-built regex with word
 boundaries over the same normalised text (both must report the same matches: asserted), a
-naive ``a|b|c`` alternation on a smaller slice for scale, build time and RSS.
+naive ``a|b|c`` alternation on a smaller slice for scale, gazetteer load time, build time
+and RSS.
+
+``--startup``: the fixed cost a command pays before doing anything, each step in a fresh
+interpreter (best and median of ``--runs``): ``python -c pass``, ``import monitor.match``,
+building a keyword-only matcher, building a matcher for one place, opening the gazetteer;
+with ``--baseline DIR`` (another checkout, e.g. an export of main) the same steps there.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
 import psutil
 
 from monitor.match import Document, Matcher
@@ -59,17 +67,20 @@ def pseudo_words(rng: random.Random, n: int, syllables: list[str] = SYLL) -> lis
 def make_terms(rng: random.Random, total: int) -> tuple[list[str], list[str], int]:
     """(keywords, place names configured, number of place spellings) adding up to ``total``."""
     gaz = gazetteer()
-    big = [i for i, c in enumerate(gaz.cities) if c.population > 300_000]
+    big = [int(i) for i in np.flatnonzero(gaz.pop[: gaz.n_towns] > 300_000)]
     rng.shuffle(big)
     places: list[str] = []
     spellings: set[str] = set()
     for i in big:
         if len(spellings) >= total * 0.3:
             break
+        name = gaz.place(i).name
+        if gaz.find(name)[:1] != [i]:
+            continue  # configured by name, it would be another place
         names = list(gaz.names(i))
         for n in list(names):
             names.extend(cyrillic_forms(n))
-        places.append(gaz.cities[i].name)
+        places.append(name)
         spellings.update(normalize(n).strip() for n in names)
     vocab = pseudo_words(rng, total * 2, [*TERM_SYLL, *SYLL[:6]])
     keywords: list[str] = []
@@ -97,7 +108,7 @@ def make_docs(
     gaz = gazetteer()
     place_names = []
     for p in places:
-        i = gaz.find_cities(p)[0]
+        i = gaz.find(p)[0]
         place_names.extend(gaz.names(i)[:6])
     filler = pseudo_words(rng, 30000)
     docs: list[Document] = []
@@ -186,6 +197,65 @@ def leftmost_longest(hits: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+STEPS = {
+    "python -c pass": "pass",
+    "import monitor.match": "import monitor.match",
+    "Matcher.build, keywords only": (
+        "from monitor.match import Matcher; from monitor.settings import Watchlist; "
+        "Matcher.build([Watchlist(name='w', keywords=['flood*', 'evacuation order'])])"
+    ),
+    "Matcher.build, one place (Lisbon)": (
+        "from monitor.match import Matcher; from monitor.settings import Watchlist; "
+        "Matcher.build([Watchlist(name='w', keywords=['flood*'], places=['Lisbon'])])"
+    ),
+    "Matcher.build, region within 5 km (Bavaria)": (
+        "from monitor.match import Matcher; from monitor.settings import Watchlist; "
+        "Matcher.build([Watchlist(name='w', places=[{'name': 'Bavaria', 'within_km': 5}])])"
+    ),
+}
+
+
+def _time_step(code: str, cwd: Path, runs: int) -> tuple[float, float, float]:
+    """(best, median) wall seconds of ``python -c code`` in ``cwd``, and its peak RSS (MB,
+    from one more run that reports it)."""
+    import subprocess
+
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True)
+        times.append(time.perf_counter() - t)
+    # VmHWM: this process's own peak (ru_maxrss would include the forking parent's)
+    probe = (
+        code + "; print(next(l.split()[1] for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, check=True, capture_output=True, text=True
+    )
+    return min(times), statistics.median(times), int(out.stdout.split()[-1]) / 1024
+
+
+def startup(baseline: Path | None, runs: int) -> int:
+    here = Path(__file__).resolve().parent.parent
+    trees = [("this tree", here)] + ([("baseline", baseline.resolve())] if baseline else [])
+    for label, tree in trees:
+        subprocess_warm = _time_step(STEPS["Matcher.build, one place (Lisbon)"], tree, 1)
+        del subprocess_warm  # first run: caches (gazetteer, Unicode tables, .pyc) are built
+        print(f"{label}: {tree}")
+        base = None
+        for name, code in STEPS.items():
+            if label == "baseline" and "Bavaria" in name:
+                continue  # the baseline has no regions
+            best, med, rss = _time_step(code, tree, runs)
+            base = best if base is None else base
+            extra = "" if name == "python -c pass" else f" (+{best - base:.3f} s over pass)"
+            print(
+                f"  {name:43s} best {best:.3f} s, median {med:.3f} s{extra:24s} peak RSS {rss:.0f} MB"
+            )
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=10.0)
@@ -193,13 +263,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--naive-mb", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=REPEAT, help="runs per approach (fastest kept)")
+    ap.add_argument("--startup", action="store_true", help="measure fixed start-up costs")
+    ap.add_argument("--baseline", type=Path, help="another checkout to compare (--startup)")
+    ap.add_argument("--runs", type=int, default=7, help="fresh interpreters per step (--startup)")
     args = ap.parse_args()
+    if args.startup:
+        return startup(args.baseline, args.runs)
     rng = random.Random(args.seed)
     rss0 = mb_rss()
 
     t = time.perf_counter()
-    gazetteer().primary_index()
+    gazetteer()
     t_gaz = time.perf_counter() - t
+    rss_gaz = mb_rss()
     keywords, places, n_place_names = make_terms(rng, args.terms)
     per = 40
     watchlists = []
@@ -319,7 +395,8 @@ def main() -> int:
         f"{t_build:.2f} s; trie regex compile: {t_rx_build:.2f} s"
     )
     print(
-        f"RSS: {rss0:.0f} MB at start, {rss_built:.0f} MB with gazetteer + compiled matcher "
+        f"RSS: {rss0:.0f} MB at start, {rss_gaz:.0f} MB with the gazetteer open "
+        f"(+{rss_gaz - rss0:.0f} MB), {rss_built:.0f} MB with the compiled matcher "
         f"(+{rss_built - rss0:.0f} MB)"
     )
     print()
@@ -328,6 +405,7 @@ def main() -> int:
         (">= 3x the trie regex", t_rx / t_match >= 3, f"{t_rx / t_match:.1f}x"),
         ("build < 2 s", t_build < 2, f"{t_build:.2f} s"),
         ("RSS < 200 MB", rss_built < 200, f"{rss_built:.0f} MB"),
+        ("gazetteer load < 0.3 s", t_gaz < 0.3, f"{t_gaz:.3f} s"),
     ]
     for name, ok, value in checks:
         print(f"target {name:26s} {'met' if ok else 'MISSED':6s} ({value})")

@@ -9,44 +9,40 @@ reported at once.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
-from monitor.settings import Config, ConfigError, Watchlist, format_errors
+from monitor.settings import Config, ConfigError, format_errors
 
 _Loc = tuple[Any, ...]
 
 
 def check_watchlists(cfg: Config) -> Any:
-    """The compiled matcher, or ConfigError naming every unusable term and place."""
-    from monitor.match import Matcher
-    from monitor.match.keywords import parse_term
+    """The compiled matcher, or ConfigError naming every unusable term and unknown place,
+    each with its YAML line."""
+    from monitor.match import Matcher, WatchlistError
 
-    errors: list[tuple[_Loc, str]] = []
-    for i, wl in enumerate(cfg.watchlists):
-        for kind in ("keywords", "require", "exclude"):
-            for j, raw in enumerate(getattr(wl, kind)):
-                try:
-                    parse_term(raw)
-                except ValueError as exc:
-                    errors.append((("watchlists", i, kind, j), str(exc)))
-    if not errors:
-        try:
-            return Matcher.build(cfg.watchlists)
-        except ValueError:
-            pass  # find every culprit below, each with its own path
-    for i, wl in enumerate(cfg.watchlists):
-        for j, spec in enumerate(wl.places):
-            try:
-                Matcher.build([Watchlist(name=wl.name, places=[spec])])
-            except ValueError as exc:
-                message = str(exc).split(": ", 2)[-1]  # drop the builder's own "where" prefix
-                errors.append((("watchlists", i, "places", j), message))
-    if not errors:  # nothing per item: report what the whole build said
-        try:
-            return Matcher.build(cfg.watchlists)
-        except ValueError as exc:
-            errors.append((("watchlists",), str(exc)))
+    try:
+        return Matcher.build(cfg.watchlists)
+    except WatchlistError as exc:
+        errors = [_located(line) for line in exc.errors]
+    except ValueError as exc:  # anything else the builder refuses: one line, no path
+        errors = [((), str(exc))]
     raise ConfigError(format_errors(errors, cfg.source_doc, cfg.env_values), _source(cfg))
+
+
+_PATH_RE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$", re.S)
+
+
+def _located(line: str) -> tuple[_Loc, str]:
+    """``watchlists[2].places[1]: unknown place 'X'`` -> (("watchlists", 2, "places", 1), ...)."""
+    m = _PATH_RE.match(line)
+    if not m:
+        return (), line
+    loc: list[Any] = []
+    for name, index in re.findall(r"([A-Za-z_]\w*)|\[(\d+)\]", m.group(1)):
+        loc.append(int(index) if index else name)
+    return tuple(loc), m.group(2)
 
 
 async def check_storage(cfg: Config) -> list[str]:

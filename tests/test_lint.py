@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["monitor", "storage", "tests", "bench"]
+PATHS = ["monitor", "storage", "tests", "bench", "tools"]
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess[str]:

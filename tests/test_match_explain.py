@@ -8,10 +8,10 @@ import re
 import pytest
 
 from monitor.match import Document, Explanation, Matcher
-from monitor.match.normalize import DocText, FieldText, normalize
+from monitor.match.normalize import DocText, normalize
 from monitor.settings import Watchlist
 
-ALPHABET = "abcXYZ éÉàñøŁß İ ﬁ,.-–—“”'’\n\t\u00a0\u00ad\u0303МоскваЁё東京1_*\x00"
+ALPHABET = "abcXYZ éÉàñøŁß İ ﬁ,.-–—“”'’\n\t\u00a0\u00ad\u0303\u0308МоскваЁёї東京1_*\x00🔥ＡＢ"
 WORD = re.compile(r"[^ \x00]+")
 
 
@@ -20,35 +20,35 @@ def _words(dt: DocText) -> list[tuple[str, tuple[int, int, int]]]:
 
 
 @pytest.mark.parametrize("length", [30, 400])  # 400: more than 64 odd characters per document
-def test_document_fast_path_equals_per_field_path(length: int) -> None:
+def test_document_words_are_each_fields_words(length: int) -> None:
     rng = random.Random(length)
     for _ in range(400):
         texts = tuple(
             "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, length))) for _ in range(3)
         )
-        fast, slow = DocText(texts), DocText(texts, fast=False)  # type: ignore[arg-type]
-        assert not fast._fts and slow._fts  # each really took its own path
-        assert _words(fast) == _words(slow), texts
-        assert fast.unspaced == slow.unspaced, texts  # whether the CJK/Thai automaton runs
+        dt = DocText(texts)  # type: ignore[arg-type]
+        fields = dt.norm.split("\x00")
+        assert len(fields) == 3, texts
+        for text, got in zip(texts, fields, strict=True):
+            assert got.split() == normalize(text.replace("\x00", " ")).split(), texts
         # each word maps back to original characters that normalise to it, in its own field
-        for word, (field, a, b) in _words(fast):
+        for word, (field, a, b) in _words(dt):
             if word != "\x00":
                 assert normalize(texts[field][a:b]).strip() == word, (texts, field, a, b)
 
 
-def test_document_words_equal_field_words_and_never_join_fields() -> None:
+def test_document_words_never_join_fields() -> None:
     texts = ("Evacuation", "order issued", "  ")
     dt = DocText(texts)
-    assert dt.norm.split("\x00")[0].split() == FieldText(texts[0]).norm.split()
+    assert dt.norm.split("\x00")[0].split() == normalize(texts[0]).split()
     m = Matcher.build([Watchlist(name="w", keywords=["evacuation order"])])
     assert m.match(Document(*texts)) == {}  # a phrase never spans title and summary
 
 
-def test_text_outside_the_bmp_takes_the_field_path() -> None:
+def test_text_outside_the_bmp() -> None:
     m = Matcher.build([Watchlist(name="w", keywords=["wildfire*"])])
     res = m.match(Document("🔥 Wildfires 🔥", "", "Smoke 😷 from the wildfire's edge."))["w"]
     assert [(x.field, x.text, x.start) for x in res] == [("title", "Wildfires", 2)]
-    assert DocText(("🔥", "", ""))._fts  # the per-field path
 
 
 def _explain(m: Matcher, body: str, title: str = "", feed: str | None = None) -> Explanation:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pickle
 import random
+import unicodedata
 
 import pytest
 
 from monitor.match import Document, Match, Matcher
-from monitor.match.normalize import FieldText, _flat_fast, _flat_slow, normalize
+from monitor.match.normalize import DocText, fold_char, normalize
 from monitor.match.snippet import make_snippet
 from monitor.settings import Watchlist
 
@@ -173,19 +174,39 @@ def test_unusable_terms_are_errors() -> None:
         build(keywords=["---"])
 
 
-def test_fast_and_slow_normalisation_agree() -> None:
+def reference_words(text: str) -> list[str]:
+    """The definition, character by character: NFC, then fold_char."""
+    nfc = unicodedata.normalize("NFC", text)
+    return "".join(fold_char(c) for c in nfc).split()
+
+
+def test_normalisation_is_the_per_character_definition() -> None:
     rng = random.Random(7)
-    alphabet = "abcXYZ éÉàñøŁß İ ﬁ,.-–—“”'’\n\t\u00a0МоскваЁё東京1_*"
+    alphabet = "abcXYZ éÉàñøŁß İ ﬁ,.-–—“”'’\n\t\u00a0МоскваЁё東京1_*\u0301\u0308ＡＢ１🔥𝐁\u00ad"
     for _ in range(300):
         s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        fast = _flat_fast(s)
-        slow, _idx = _flat_slow(s)
-        if fast is not None:
-            assert fast == slow, s
-        ft = FieldText(s)
-        assert ft.norm == " " + " ".join(slow.split()) + " "
+        assert normalize(s) == " " + " ".join(reference_words(s)) + " ", s
         # every word maps back to an original span that normalises to it
-        for word_start in [i for i in range(1, len(ft.norm) - 1) if ft.norm[i - 1] == " "]:
-            word_end = ft.norm.index(" ", word_start)
-            a, b = ft.span(word_start, word_end)
-            assert normalize(s[a:b]).strip() == ft.norm[word_start:word_end], (s, a, b)
+        dt = DocText((s, "", ""))
+        body = dt.norm.split("\x00")[0]
+        for word_start in [i for i in range(1, len(body) - 1) if body[i - 1] == " "]:
+            word_end = body.index(" ", word_start)
+            field, a, b = dt.span(word_start, word_end)
+            assert field == 0
+            assert normalize(s[a:b]).strip() == body[word_start:word_end], (s, a, b)
+
+
+def test_unicode_forms_fold_alike() -> None:
+    """Decomposed accents, full-width forms and the Turkish dotted I: one normalisation."""
+    m = build(keywords=["café", "Київ", "Tokyo", "istanbul", "Straße"])
+    assert texts(m, "Un cafe\u0301 au coin.") == ["cafe\u0301"]  # NFD text, NFC term
+    assert texts(build(keywords=["cafe\u0301"]), "Un café au coin.") == ["café"]  # and back
+    assert texts(m, "Удари по Ки\u0457ву.") == []  # a different word: only Київ itself
+    assert texts(m, "Вибухи у Ки\u0456\u0308в вночі.") == ["Ки\u0456\u0308в"]
+    assert texts(m, "Flights to ＴＯＫＹＯ resumed.") == ["ＴＯＫＹＯ"]
+    assert texts(m, "İSTANBUL and ıstanbul") == ["İSTANBUL"]
+    assert texts(m, "Die STRASSE war gesperrt.") == ["STRASSE"]
+    # the snippet shows the original characters
+    got = m.match(Document("", "", "Ein Cafe\u0301 in der Stra\u00dfe."))["w"]
+    assert [x.text for x in got] == ["Cafe\u0301", "Stra\u00dfe"]
+    assert got[0].snippet == "Ein Cafe\u0301 in der Stra\u00dfe."

@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 
-from monitor.match import Document, Matcher
+from monitor.match import Document, Matcher, WatchlistError
 from monitor.match.places import cyrillic_forms
 from monitor.settings import Watchlist
 
@@ -277,3 +277,70 @@ def test_build_time_and_memory_with_gazetteer() -> None:
     assert rss < 400, rss  # the whole test process, gazetteer included
     res = m.match(Document("Storms hit Potsdam and Braga", "", "Roofs were torn off."))
     assert sorted(x.place for x in res["big"]) == ["Braga", "Potsdam"]
+
+
+def test_regions_match_as_places_in_their_languages() -> None:
+    m = build("Bavaria", {"name": "Kharkiv Oblast"}, "Carabobo")
+    assert found(m, "Heavy snow in Bavaria closed roads.") == [("Bavaria", "Bavaria")]
+    assert found(m, "Schwere Unwetter in Bayern.") == [("Bayern", "Bavaria")]
+    assert found(m, "Сильные снегопады в Баварии.") == [("Баварии", "Bavaria")]
+    assert found(m, "Обстріли Харківської області тривають.") == [
+        ("Харківської області", "Kharkiv Oblast")
+    ]
+    assert found(m, "Shelling hit the Kharkiv region overnight.") == [
+        ("Kharkiv region", "Kharkiv Oblast")
+    ]
+    assert found(m, "A flood in Carabobo left 400 families homeless.") == [("Carabobo", "Carabobo")]
+    # a region alone does not match its towns; within_km does
+    assert found(m, "Floods hit Guacara overnight.") == []
+    near = build({"name": "Carabobo", "within_km": 10})
+    assert found(near, "Floods hit Guacara overnight.") == [("Guacara", "Guacara")]
+
+
+def test_a_country_pick_is_never_overridden_by_a_namesakes_region() -> None:
+    spain = build({"name": "Valencia", "country": "ES"})
+    assert found(spain, "Las Fallas llenaron Valencia de turistas.") == [("Valencia", "Valencia")]
+    carabobo = "Las lluvias inundaron barrios de Valencia, en el estado Carabobo."
+    assert found(spain, carabobo) == []
+    assert "Valencia, Venezuela (it names 'estado Carabobo')" in why_not(spain, carabobo)[0]
+
+
+def test_small_towns_in_local_scripts() -> None:
+    m = build("Rozhniativ", "Garding")  # about 3,900 and 3,100 people
+    assert found(m, "У Рожнятові через зливи підтопило кілька вулиць.") == [
+        ("Рожнятові", "Rozhniativ")
+    ]
+    assert found(m, "In Garding brannte eine Scheune ab.") == [("Garding", "Garding")]
+    assert found(m, "In Husum brannte eine Scheune ab.") == []
+
+
+def test_places_named_like_words_in_other_languages() -> None:
+    essen = build("Essen")
+    assert found(essen, "Das Essen in der Kantine war kalt, sagten die Schüler.") == []
+    assert found(essen, "In Essen brannte in der Nacht eine Lagerhalle.") == [("Essen", "Essen")]
+    assert found(essen, "A warehouse burned down in Essen overnight.") == [("Essen", "Essen")]
+    shchastia = build("Shchastia")
+    assert found(shchastia, "Бажаємо вам щастя в новому році.") == []
+    assert found(shchastia, "Бої тривають поблизу Щастя.") == [("Щастя", "Shchastya")]
+    assert found(build("La Paz"), "Firmaron la paz tras diez años.") == []
+    assert found(build("Vladimir"), "Владимир Путин провёл совещание.") == []
+
+
+def test_unknown_places_and_bad_terms_are_all_listed() -> None:
+    with pytest.raises(WatchlistError) as exc:
+        Matcher.build(
+            [
+                Watchlist(name="a", keywords=["flood"], places=["Lisbon"]),
+                Watchlist(
+                    name="b",
+                    keywords=["fl*od"],
+                    places=["Atlantisville", {"name": "Lisbon", "country": "JP"}],  # type: ignore[list-item]
+                ),
+            ]
+        )
+    assert isinstance(exc.value, ValueError)
+    assert exc.value.errors == [
+        "watchlists[1].keywords[0]: 'fl*od': '*' is only allowed at the end of a term",
+        "watchlists[1].places[0]: unknown place 'Atlantisville'",
+        "watchlists[1].places[1]: unknown place 'Lisbon' in Japan",
+    ]

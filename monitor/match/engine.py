@@ -16,20 +16,29 @@ from typing import TYPE_CHECKING, Any
 import ahocorasick_rs
 
 from monitor.match.keywords import Term, automaton_key, parse_term
-from monitor.match.normalize import DocText, _np_tables, accent_key, accents_agree, normalize
+from monitor.match.normalize import DocText, accent_key, accents_agree, normalize, tables
 from monitor.match.places import (
+    cued,
     cyrillic_forms,
     headline_cased,
     is_all_caps,
     is_capitalised,
+    is_german,
     person_name,
     sentence_initial,
 )
 from monitor.match.snippet import make_snippet
-from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES
+from monitor.match.wordlists import (
+    COMMON_WORDS,
+    CUES,
+    FIRST_NAMES,
+    GERMAN_CUES,
+    GERMAN_WORDS,
+    WORDLIKE,
+)
 
 if TYPE_CHECKING:
-    from monitor.match.gazetteer import City, Gazetteer
+    from monitor.match.gazetteer import Gazetteer, Place
     from monitor.settings import PlaceSpec, Watchlist
 
 log = logging.getLogger(__name__)
@@ -41,7 +50,18 @@ KEYWORD, PLACE, REQUIRE, EXCLUDE, CONTEXT, BLOCK = range(6)
 # Paris, Texas vs France: 86x, needs its own context). See docs/matching.md.
 NAMESAKE_RATIO = 10.0
 _KIND_NAMES = {KEYWORD: "keyword", PLACE: "place", REQUIRE: "require"}
+# countries whose towns Russian and Ukrainian text names in their case forms
+CYRILLIC_COUNTRIES = frozenset("RU UA BY KZ KG TJ UZ TM AZ AM GE MD BG RS MK ME BA MN".split())
 _KIND_RANK = {KEYWORD: 0, PLACE: 0, REQUIRE: 1}
+
+
+class WatchlistError(ValueError):
+    """Every unusable term and unknown place of a set of watchlists, one line each
+    (``watchlists[2].places[1]: unknown place 'Atlantisville'``), in ``errors``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
 
 
 @dataclass(slots=True)
@@ -111,6 +131,7 @@ class _Use:
     accents: str | None = None  # accent-keeping term form when the term has accents
     place: str | None = None  # gazetteer label (places)
     common: bool = False  # the name is a common word: proper-noun position or context needed
+    noun: bool = False  # a German word: in German text, context or a cue ("in Wald") needed
     needs_context: bool = False  # a smaller namesake of a bigger place: its context needed
     context: int = -1  # context group that confirms this place
     rivals: tuple[int, ...] = ()  # context groups of namesakes elsewhere
@@ -165,8 +186,8 @@ class _Found:
         self.best: dict[tuple[int, int, int, str | None], _Candidate] = {}
         self.cond: list[_Candidate] = []  # places that depend on what else the article names
         self.excluded: set[int] = set()  # watchlists vetoed by an exclude term
-        self.present: set[int] = set()  # context groups named in the article
-        self.context_text: dict[int, str] = {}  # explain only: a context word as found, per group
+        self.present: set[int] = set()  # context atoms named in the article
+        self.context_text: dict[int, str] = {}  # explain only: a context word as found, per atom
 
 
 class Matcher:
@@ -177,9 +198,12 @@ class Matcher:
         watchlists: list[_Watchlist],
         keys: list[_Key],
         automata: tuple[_Automaton | None, _Automaton | None],
+        groups: list[frozenset[int]] | None = None,
     ) -> None:
         self._watchlists = watchlists
         self._keys = keys
+        # context group -> the atoms (sets of words) any of which confirms it
+        self._groups = groups or []
         # watchlists with no keywords, places or require: every article of their feeds
         self._always = [i for i, w in enumerate(watchlists) if not (w.n_any or w.n_require)]
         # feed filters: most watchlists have none, so most articles reuse one all-true list
@@ -205,23 +229,35 @@ class Matcher:
 
     @classmethod
     def build(cls, watchlists: Sequence[Watchlist]) -> Matcher:
-        """Compile every watchlist; ValueError (one readable line) for an unusable term or place."""
+        """Compile every watchlist.
+
+        Raises :class:`WatchlistError` listing every unusable term and unknown place at once.
+        The gazetteer is opened only when a watchlist names places.
+        """
         t0 = time.perf_counter()
         builder = _Builder()
         compiled = []
+        errors: list[str] = []
+
+        def attempt(where: str, fn: Any, *args: Any) -> None:
+            try:
+                fn(*args)
+            except ValueError as exc:
+                errors.append(f"{where}: {exc}")
+
         for i, wl in enumerate(watchlists):
-            where = f"watchlist {wl.name!r}"
+            where = f"watchlists[{i}]"
             slot = 0
             for j, raw in enumerate(wl.keywords):
-                builder.add_term(KEYWORD, i, slot, raw, f"{where}: keywords[{j}]")
+                attempt(f"{where}.keywords[{j}]", builder.add_term, KEYWORD, i, slot, raw)
                 slot += 1
             for j, spec in enumerate(wl.places):
-                builder.add_place(i, slot, spec, f"{where}: places[{j}]")
+                attempt(f"{where}.places[{j}]", builder.add_place, i, slot, spec)
                 slot += 1
             for j, raw in enumerate(wl.require):
-                builder.add_term(REQUIRE, i, j, raw, f"{where}: require[{j}]")
+                attempt(f"{where}.require[{j}]", builder.add_term, REQUIRE, i, j, raw)
             for j, raw in enumerate(wl.exclude):
-                builder.add_term(EXCLUDE, i, j, raw, f"{where}: exclude[{j}]")
+                attempt(f"{where}.exclude[{j}]", builder.add_term, EXCLUDE, i, j, raw)
             compiled.append(
                 _Watchlist(
                     name=wl.name,
@@ -232,9 +268,11 @@ class Matcher:
                     require=tuple(wl.require),
                 )
             )
+        if errors:
+            raise WatchlistError(errors)
         builder.add_blockers()
-        _np_tables()  # the normalisation tables: built here rather than on the first article
-        matcher = cls(compiled, builder.keys, builder.automata())
+        tables()  # the normalisation tables: loaded here rather than on the first article
+        matcher = cls(compiled, builder.keys, builder.automata(), builder.group_atoms)
         log.info(
             "matcher built watchlists=%d keys=%d seconds=%.3f",
             len(compiled),
@@ -360,6 +398,7 @@ class Matcher:
         # that names no watched place never needs them)
         contained: set[int] | None = None
         title_headline: bool | None = None
+        german: bool | None = None  # worked out on the first German-noun place found
         plain = self._plain
         span = dt.span
         # DocText.span inlined for the one-pass normalisation (the common case): it runs for
@@ -404,7 +443,7 @@ class Matcher:
                     text = texts[rank]
                     found = text[os_:oe]
                 if kind == PLACE and contained is None:
-                    contained = self._contained(hits) if len(hits) > 1 else set()
+                    contained = self._contained(hits, dt, texts) if len(hits) > 1 else set()
                 if kind == PLACE and n in contained:  # type: ignore[operator]
                     if trace is not None:
                         outer = self._outer(hits, n, dt, texts)
@@ -457,8 +496,13 @@ class Matcher:
                         elif rank == 0:
                             if title_headline is None:
                                 title_headline = headline_cased(texts[0])
-                            if title_headline:
+                            if title_headline and not cued(text, os_, CUES):
                                 pending = "in a headline-cased title"
+                    if use.noun and not pending:
+                        if german is None:
+                            german = is_german(dt.norm)
+                        if german and not cued(text, os_, GERMAN_CUES):
+                            pending = "in German text, where every noun is capitalised"
                     if use.needs_context:
                         pending = pending or "namesake"
                     if pending or use.rivals:
@@ -478,7 +522,11 @@ class Matcher:
         spans = [
             (hs, he)
             for hs, he, kid in hits
-            if self._keys[kid].spatial and hs <= s and he >= e and (hs, he) != (s, e)
+            if self._keys[kid].spatial
+            and hs <= s
+            and he >= e
+            and (hs, he) != (s, e)
+            and is_capitalised(texts[dt.span(hs, he)[0]][dt.span(hs, he)[1] :])
         ]
         if not spans:
             return ""
@@ -511,20 +559,30 @@ class Matcher:
                 start,
             )
 
-    def _contained(self, hits: list[tuple[int, int, int]]) -> set[int]:
-        """Indexes of place hits inside a longer place/blocker hit (``York`` in ``New York``)."""
+    def _contained(
+        self, hits: list[tuple[int, int, int]], dt: DocText, texts: tuple[str, str, str]
+    ) -> set[int]:
+        """Indexes of place hits inside a longer place/blocker hit (``York`` in ``New York``).
+
+        Only a capitalised longer name contains (``del Zulia`` in running text is not the
+        place "Del Zulia")."""
         spatial = self._spatial
-        spans = [(s, -e, n) for n, (s, e, kid) in enumerate(hits) if spatial[kid]]
-        if len(spans) < 2:
+        idx = [n for n, (_s, _e, kid) in enumerate(hits) if spatial[kid]]
+        if len(idx) < 2:
             return set()
-        spans.sort()
+        containers = []
+        for n in idx:
+            s, e, _ = hits[n]
+            rank, a, b = dt.span(s, e)
+            if is_capitalised(texts[rank][a:b]):
+                containers.append((s, e))
         out: set[int] = set()
-        max_end = -1
-        for _s, neg_e, n in spans:
-            if -neg_e <= max_end:
-                out.add(n)
-            else:
-                max_end = -neg_e
+        for n in idx:
+            s, e, _ = hits[n]
+            for cs, ce in containers:
+                if cs <= s and e <= ce and ce - cs > e - s:
+                    out.add(n)
+                    break
         return out
 
     def _decide(
@@ -542,7 +600,8 @@ class Matcher:
             rank, start, end, text, use, pending = c
             if use.wl in excluded and trace is None:
                 continue
-            own = use.context in present
+            groups = self._groups
+            own = use.context >= 0 and not present.isdisjoint(groups[use.context])
             reason = ""
             if pending and not own:
                 if pending == "namesake":
@@ -553,10 +612,16 @@ class Matcher:
                         f"country, region or a nearby city) confirms {use.desc or use.place}"
                     )
             elif use.rivals and not own:
-                rival = next((n for n, r in enumerate(use.rivals) if r in present), -1)
+                rival = next(
+                    (n for n, r in enumerate(use.rivals) if not present.isdisjoint(groups[r])),
+                    -1,
+                )
                 if rival >= 0:
-                    group = use.rivals[rival]
-                    evidence = found.context_text.get(group, "")
+                    atoms = groups[use.rivals[rival]] & present
+                    evidence = next(
+                        (found.context_text[a] for a in sorted(atoms) if a in found.context_text),
+                        "",
+                    )
                     names = f" (it names {evidence!r})" if evidence else ""
                     reason = (
                         f"the article points to another place of that name, "
@@ -631,14 +696,20 @@ def _strength(c: _Candidate) -> tuple[int, int, int]:
 
 
 class _Builder:
-    """Collects keys and their uses; resolves places through the gazetteer."""
+    """Collects keys and their uses; resolves places through the gazetteer (opened only when
+    a watchlist names a place)."""
 
     def __init__(self) -> None:
         self.keys: list[_Key] = []
         self._ids: dict[str, int] = {}
         self._gaz: Gazetteer | None = None
-        self._groups: dict[frozenset[str], int] = {}
+        self._groups: dict[frozenset[int], int] = {}
+        self._group_keys: list[frozenset[str]] = []  # per group: its words
+        self.group_atoms: list[frozenset[int]] = []  # per group: its atoms
+        self._atoms: dict[frozenset[str], int] = {}
         self._place_forms: set[str] = set()
+        self._name_keys: dict[str, str | None] = {}
+        self._terms_keys: dict[tuple[str, ...], frozenset[str]] = {}
 
     @property
     def gaz(self) -> Gazetteer:
@@ -658,18 +729,19 @@ class _Builder:
             self.keys.append(_Key(key, len(key), lead, trail, prefix))
         return self.keys[kid]
 
-    def add_term(self, kind: int, wl: int, slot: int, raw: str, where: str) -> None:
-        try:
-            term: Term = parse_term(raw)
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+    def add_term(self, kind: int, wl: int, slot: int, raw: str) -> None:
+        term: Term = parse_term(raw)
         self._key(term.key, term.prefix).uses.append(
             _Use(kind=kind, wl=wl, slot=slot, term=term.text, accents=term.accents)
         )
 
     def _name_key(self, name: str) -> str | None:
-        words = normalize(name).strip()
-        return automaton_key(words, False) if words else None
+        key = self._name_keys.get(name, "")
+        if key == "":
+            words = normalize(name).strip()
+            key = automaton_key(words, False) if words else None
+            self._name_keys[name] = key
+        return key
 
     def _add_name(self, name: str, use: _Use) -> None:
         key = self._name_key(name)
@@ -680,76 +752,191 @@ class _Builder:
         k.uses.append(use)
         self._place_forms.add(key.strip())
 
-    def _group(self, names: Sequence[str]) -> int:
-        """A context group: any of these words in the article confirms a place."""
-        keys = frozenset(k for n in names if (k := self._name_key(n)) is not None)
-        gid = self._groups.get(keys)
+    def _keys_of(self, names: tuple[str, ...]) -> frozenset[str]:
+        """The context keys of a tuple of names (cached: a region's names recur per town)."""
+        keys = self._terms_keys.get(names)
+        if keys is None:
+            keys = frozenset(
+                k
+                for n in names
+                if (k := self._name_key(n)) is not None and k.strip() not in WORDLIKE
+            )
+            self._terms_keys[names] = keys
+        return keys
+
+    def _atom(self, keys: frozenset[str]) -> int:
+        """A set of context words, each of which marks the atom present when it occurs.
+
+        Atoms are shared: every town of a region uses its region's atom, so a word such as
+        ``Germany`` carries one context use per atom, not one per town watched."""
+        aid = self._atoms.get(keys)
+        if aid is None:
+            aid = len(self._atoms)
+            self._atoms[keys] = aid
+            for key in keys:
+                self._key(key, False).uses.append(_Use(kind=CONTEXT, slot=aid))
+        return aid
+
+    def _group(
+        self, names: Sequence[str], itself: Sequence[str] = (), also: Sequence[str] = ()
+    ) -> int:
+        """A context group: any of these words in the article confirms a place.
+
+        ``names`` (a region's terms: one atom) and ``also`` (nearby towns: one atom each).
+        ``itself``: the place's own spellings, which never confirm it (a region named like
+        its capital, ``Valencia``)."""
+        skip = {self._name_key(n) for n in itself}
+        atoms: set[int] = set()
+        words: set[str] = set()
+        keys = self._keys_of(tuple(names))
+        if not skip.isdisjoint(keys):
+            keys = keys - skip
+        if keys:
+            atoms.add(self._atom(keys))
+            words |= keys
+        for name in also:
+            k = self._keys_of((name,))
+            if k and skip.isdisjoint(k):
+                atoms.add(self._atom(k))
+                words |= k
+        group = frozenset(atoms)
+        gid = self._groups.get(group)
         if gid is None:
             gid = len(self._groups)
-            self._groups[keys] = gid
-            for key in keys:
-                self._key(key, False).uses.append(_Use(kind=CONTEXT, slot=gid))
+            self._groups[group] = gid
+            self._group_keys.append(frozenset(words))
+            self.group_atoms.append(group)
         return gid
 
-    def add_place(self, wl: int, slot: int, spec: PlaceSpec, where: str) -> None:
+    def add_place(self, wl: int, slot: int, spec: PlaceSpec) -> None:
         gaz = self.gaz
         country_code: str | None = None
         if spec.country:
             country = gaz.country(spec.country)
             if country is None:
                 raise ValueError(
-                    f"{where}: unknown country {spec.country!r} (use an ISO code such as PT or a country name)"
+                    f"unknown country {spec.country!r} (use an ISO code such as PT or a country name)"
                 )
             country_code = country.code
         as_country = gaz.country_by_name(spec.name)
         if as_country is not None and (country_code in (None, as_country.code)):
             self._add_country(wl, slot, spec, as_country.code)
             return
-        found = gaz.find_cities(spec.name, country_code)
+        found = gaz.find(spec.name, country_code)
         if not found:
             in_ = f" in {gaz.countries[country_code].name}" if country_code else ""
-            raise ValueError(f"{where}: unknown place {spec.name!r}{in_} (not in the gazetteer)")
-        center = found[0]
-        self._add_city(wl, slot, spec.name, center, chosen=country_code is not None)
-        city = gaz.cities[center]
+            raise ValueError(f"unknown place {spec.name!r}{in_}")
+        center = gaz.place(found[0])
+        if center.is_region:
+            self._add_region(wl, slot, spec, center)
+            return
+        self._add_town(wl, slot, spec.name, center, chosen=country_code is not None)
+        towns: list[int] = []
         if spec.within_km:
-            for i, _ in gaz.within(city.lat, city.lon, spec.within_km):
-                if i != center:
-                    self._add_city(wl, slot, spec.name, i)
+            towns += [i for i, _ in gaz.within(center.lat, center.lon, spec.within_km)]
         if spec.country_wide:
-            for i in gaz.in_country(city.country):
-                if i != center:
-                    self._add_city(wl, slot, spec.name, i)
+            towns += gaz.in_country(center.country)
+        towns = [i for i in dict.fromkeys(towns) if i != center.id]
+        gaz.prefetch_neighbours(towns)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
 
     def _add_country(self, wl: int, slot: int, spec: PlaceSpec, code: str) -> None:
         gaz = self.gaz
         label = gaz.countries[code].name
         use = _Use(kind=PLACE, wl=wl, slot=slot, term=spec.name, place=label)
-        for name in gaz.country_terms(code):
+        names = list(gaz.country_terms(code))
+        for name in list(names):
+            names.extend(cyrillic_forms(name))
+        for name in dict.fromkeys(names):
             self._add_name(name, use)
+        towns: list[int] = []
         if spec.country_wide:
-            for i in gaz.in_country(code):
-                self._add_city(wl, slot, spec.name, i)
+            towns += gaz.in_country(code)
         if spec.within_km:
             c = gaz.countries[code]
-            for i, _ in gaz.within(c.lat, c.lon, spec.within_km):
-                self._add_city(wl, slot, spec.name, i)
+            towns += [i for i, _ in gaz.within(c.lat, c.lon, spec.within_km)]
+        towns = list(dict.fromkeys(towns))
+        gaz.prefetch_neighbours(towns)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
 
-    def _add_city(self, wl: int, slot: int, term: str, i: int, chosen: bool = False) -> None:
-        """Watch city ``i`` under ``term``; ``chosen``: the place the user picked with
+    def _add_region(self, wl: int, slot: int, spec: PlaceSpec, region: Place) -> None:
+        """A first-level region: its names; with ``within_km``, also every town in it or
+        within that distance of one of its towns; with ``country_wide``, every town in it.
+        Namesakes elsewhere are set aside on their own region's names, whether or not the
+        region was picked with ``country:``."""
+        gaz = self.gaz
+        biggest = [gaz.place(i) for i in gaz.in_region(region.id)[:25]]
+        own = self._group(
+            [
+                *(gaz.country_terms(region.country) if region.country != "US" else ()),
+                *(p.name for p in biggest if p.population >= gaz.PROMINENT),
+            ],
+            gaz.names(region.id),
+        )
+        desc = gaz.describe(region)
+        primary_key = normalize(region.name).strip()
+        # namesakes elsewhere: regions and towns of one of its names in other countries or
+        # regions (Andalusia, Alabama; Ontario, California), pointed to by their own region
+        own_terms = set(gaz.country_terms(region.country)) | set(gaz.names(region.id))
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        for name in gaz.names(region.id):
+            key = normalize(name).strip()
+            if key in rivals_for:
+                continue
+            groups: dict[int, str] = {}
+            for j, prim in gaz.key_places(key)[:50]:
+                other = gaz.place(j)
+                if j == region.id or prim == 0 or other.region == region.id:
+                    continue
+                if other.is_region and other.country == region.country:
+                    continue
+                terms = [t for t in gaz.region_terms(other) if t not in own_terms]
+                if terms:
+                    gid = self._group(terms, gaz.names(region.id))
+                    if self._group_keys[gid]:
+                        groups.setdefault(gid, gaz.describe(other))
+            rivals_for[key] = (tuple(groups), tuple(groups.values()))
+        self._add_spellings(
+            wl,
+            slot,
+            spec.name,
+            region,
+            gaz.names(region.id),
+            primary_key,
+            own=own,
+            dominant=True,
+            rivals=(),
+            rival_names=(),
+            desc=desc,
+            note="",
+            label=gaz.label(region.id),
+            rivals_for=rivals_for,
+        )
+        towns: list[int] = []
+        if spec.within_km:
+            towns = gaz.near_region(region.id, spec.within_km)
+        elif spec.country_wide:
+            towns = gaz.in_region(region.id)
+        gaz.prefetch_neighbours(towns)
+        for i in towns:
+            self._add_town(wl, slot, spec.name, gaz.place(i))
+
+    def _add_town(self, wl: int, slot: int, term: str, town: Place, chosen: bool = False) -> None:
+        """Watch ``town`` under ``term``; ``chosen``: the place the user picked with
         ``country:`` (the reading the user means, even if a bigger namesake exists)."""
         gaz = self.gaz
-        city = gaz.cities[i]
-        neighbours = self._neighbour_names(city)
-        own = self._group([*gaz.region_terms(city), *neighbours])
-        primary_key = normalize(city.name).strip()
+        neighbours = self._neighbour_names(town)
+        own = self._group(gaz.region_terms(town), gaz.names(town.id), neighbours)
+        primary_key = normalize(town.name).strip()
         bearers = gaz.bearers(primary_key)
-        dominant = not bearers or bearers[0] == i
-        desc = gaz.describe(city)
+        dominant = not bearers or bearers[0] == town.id
+        desc = gaz.describe(town)
         note = ""
         if not dominant:
-            biggest = gaz.cities[bearers[0]]
-            ratio = biggest.population / city.population if city.population else float("inf")
+            biggest = gaz.place(bearers[0])
+            ratio = biggest.population / town.population if town.population else float("inf")
             if chosen and ratio <= NAMESAKE_RATIO:
                 dominant = True  # the user's reading of the name: treated as the default
             else:
@@ -757,16 +944,68 @@ class _Builder:
                     f"{gaz.describe(biggest)} ({ratio:.0f}x the population of {desc}); the "
                     f"article names nothing near {desc} (its region or a nearby city)"
                 )
-        rivals: tuple[int, ...] = ()
-        rival_names: tuple[str, ...] = ()
-        if dominant and len(bearers) > 1:
-            rivals, rival_names = self._rivals(city, i, bearers, own)
-        names = list(gaz.names(i))
-        for name in list(names):
-            names.extend(cyrillic_forms(name))
+        # namesakes of any of its spellings (Odesa is also spelled Odessa, like the town in
+        # Texas), each pointed to by its region; the main name's namesakes are its bearers
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        if dominant:
+            for name in gaz.names(town.id):
+                key = normalize(name).strip()
+                if key in rivals_for:
+                    continue
+                others = bearers if key == primary_key else gaz.bearers(key)
+                if any(b != town.id for b in others):
+                    rivals_for[key] = self._rivals(town, others, own, chosen)
+        self._add_spellings(
+            wl,
+            slot,
+            term,
+            town,
+            gaz.names(town.id),
+            primary_key,
+            own=own,
+            dominant=dominant,
+            rivals=(),
+            rival_names=(),
+            desc=desc,
+            note=note,
+            label=town.name,
+            rivals_for=rivals_for,
+        )
+
+    def _add_spellings(
+        self,
+        wl: int,
+        slot: int,
+        term: str,
+        place: Place,
+        spellings: Sequence[str],
+        primary_key: str,
+        *,
+        own: int,
+        dominant: bool,
+        rivals: tuple[int, ...],
+        rival_names: tuple[str, ...],
+        desc: str,
+        note: str,
+        label: str,
+        rivals_for: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] | None = None,
+    ) -> None:
+        """Every spelling (and Cyrillic case form) of a place as a key; namesake rivals go on
+        its main name (``rivals_for``: per spelling, for regions known by many names)."""
+        names = list(spellings)
+        if place.is_region or place.population >= 15_000 or place.country in CYRILLIC_COUNTRIES:
+            # case forms for places Russian or Ukrainian text names often enough (a village
+            # in Bavaria keeps its Cyrillic spelling, not eight case forms of it)
+            for name in list(names):
+                names.extend(cyrillic_forms(name))
         for name in dict.fromkeys(names):
             key = normalize(name).strip()
             primary = key == primary_key
+            these, these_names = (
+                rivals_for.get(key, ((), ()))
+                if rivals_for is not None
+                else ((rivals, rival_names) if primary else ((), ()))
+            )
             self._add_name(
                 name,
                 _Use(
@@ -774,91 +1013,74 @@ class _Builder:
                     wl=wl,
                     slot=slot,
                     term=term,
-                    place=city.name,
+                    place=label,
                     common=key in COMMON_WORDS,
+                    noun=key in GERMAN_WORDS,
                     needs_context=not dominant and primary,
                     context=own,
-                    rivals=rivals if primary else (),
+                    rivals=these,
                     desc=desc,
-                    rival_names=rival_names if primary else (),
+                    rival_names=these_names,
                     note=note if primary else "",
                 ),
             )
 
-    def _neighbour_names(self, city: City) -> list[str]:
-        """Nearby cities that can confirm ``city`` (common words would confirm anything)."""
+    def _neighbour_names(self, place: Place) -> list[str]:
+        """Nearby cities that can confirm ``place`` (common words would confirm anything)."""
         gaz = self.gaz
-        return [
-            gaz.cities[j].name
-            for j in gaz.neighbours(city)
-            if normalize(gaz.cities[j].name).strip() not in COMMON_WORDS
-        ]
+        out = []
+        for j in gaz.neighbours(place):
+            name = gaz.place(j).name
+            if normalize(name).strip() not in WORDLIKE:
+                out.append(name)
+        return out
 
     def _rivals(
-        self, city: City, i: int, bearers: list[int], own: int
+        self, town: Place, bearers: list[int], own: int, chosen: bool = False
     ) -> tuple[tuple[int, ...], tuple[str, ...]]:
         """Context groups that point to another place of the same name, and which place each.
 
-        Every namesake elsewhere is pointed to by its region (US state or country names). A
-        namesake bigger than ``city`` (only when ``city`` was picked with ``country:``) is also
-        pointed to by its nearby cities, except names that are also first names or towns of
-        ``city``'s own country, and words that already confirm ``city``.
+        Every namesake elsewhere is pointed to by its region (its first-level region's names,
+        and its country's). A namesake bigger than ``town`` (only when ``town`` was picked
+        with ``country:``), and any namesake when ``town`` was picked with ``country:``, is
+        also pointed to by its nearby cities, except names that are also first names or
+        towns of ``town``'s own country, and words that already confirm ``town``.
         """
         gaz = self.gaz
-        own_region = set(gaz.region_terms(city))
-        own_keys = next(k for k, g in self._groups.items() if g == own)
+        own_region = set(gaz.region_terms(town))
+        own_keys = self._group_keys[own]
         groups: dict[int, str] = {}
-        for j in bearers:
-            if j == i:
+        for j in bearers[:50]:
+            if j == town.id:
                 continue
-            other = gaz.cities[j]
-            terms = list(gaz.region_terms(other))
-            if not terms or own_region.intersection(terms):
+            other = gaz.place(j)
+            terms = [t for t in gaz.region_terms(other) if t not in own_region]
+            if not terms:
                 continue
-            if other.population > city.population:
+            if chosen or other.population > town.population:
                 for name in self._neighbour_names(other):
                     key = normalize(name).strip()
                     if key in FIRST_NAMES or any(
-                        gaz.cities[b].country == city.country for b in gaz.bearers(key)
+                        gaz.place(b).country == town.country for b in gaz.bearers(key)
                     ):
                         continue
                     terms.append(name)
             terms = [t for t in terms if self._name_key(t) not in own_keys]
             if terms:
-                groups.setdefault(self._group(terms), gaz.describe(other))
+                gid = self._group(terms, gaz.names(town.id))
+                if self._group_keys[gid]:
+                    groups.setdefault(gid, gaz.describe(other))
         return tuple(groups), tuple(groups.values())
 
     def add_blockers(self) -> None:
         """Longer gazetteer names that contain a configured place name (``New York`` for York)."""
         if not self._place_forms or self._gaz is None:
             return
-        forms = self._place_forms
-        longest = max(f.count(" ") for f in forms) + 1
-        gaz = self._gaz
-        candidates = list(gaz.primary_index())
-        candidates += list(gaz.country_keys())
-        candidates += [normalize(n).strip() for n in gaz.us_states.values()]
-        for i, city in enumerate(gaz.cities):  # biggest first: their other names too
-            if city.population < 1_000_000:
-                break
-            candidates += [normalize(n).strip() for n in gaz.names(i) if " " in n.strip()]
-        for name in candidates:
-            words = name.split(" ")
-            if len(words) < 2 or name in forms:
-                continue
-            hit = False
-            for size in range(1, min(longest, len(words) - 1) + 1):
-                for at in range(len(words) - size + 1):
-                    if " ".join(words[at : at + size]) in forms:
-                        hit = True
-                        break
-                if hit:
-                    break
-            if hit:
-                k = self._key(automaton_key(name, False), False)
-                k.spatial = True
-                if not any(u.kind == BLOCK for u in k.uses):
-                    k.uses.append(_Use(kind=BLOCK))
+        for name in self._gaz.blockers(self._place_forms):
+            k = self._key(automaton_key(name, False), False)
+            k.spatial = True
+            if not any(u.kind == BLOCK for u in k.uses):
+                k.uses.append(_Use(kind=BLOCK))
 
     def automata(self) -> tuple[_Automaton | None, _Automaton | None]:
         """(automaton of space-led keys, automaton of unspaced-script keys); None when empty."""

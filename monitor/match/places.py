@@ -18,9 +18,17 @@ from __future__ import annotations
 import re
 
 from monitor.match.normalize import normalize
-from monitor.match.wordlists import COMMON_WORDS, FIRST_NAMES, HONORIFICS, PLACE_FOLLOWERS
+from monitor.match.wordlists import (
+    AMBIGUOUS_NAMES,
+    COMMON_WORDS,
+    FIRST_NAMES,
+    GERMAN_MARKERS,
+    HONORIFICS,
+    PLACE_FOLLOWERS,
+)
 
 _PREV_WORD = re.compile(r"([^\W\d_][\w'’.-]*)[ \t]+$")
+_PREV_ANY = re.compile(r"([^\W\d_]+)[ \t]+$")
 _NEXT_WORD = re.compile(r"^[ \t]+([^\W\d_][\w'’-]*)")
 _TITLE_WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _OPENERS = "\"'“‘«„(*[-–—•· \t"
@@ -53,6 +61,18 @@ def sentence_initial(orig: str, start: int) -> bool:
     if orig[i - 1] in _SENTENCE_END:
         return True
     return "\n" in orig[i:start]
+
+
+def cued(orig: str, start: int, cues: frozenset[str]) -> bool:
+    """Whether the word right before ``start`` puts a place after it (``in``, ``near``, ``в``)."""
+    m = _PREV_ANY.search(orig, max(0, start - 20), start)
+    return m is not None and m.group(1).casefold() in cues
+
+
+def is_german(norm: str) -> bool:
+    """Whether normalised article text reads as German (its commonest words)."""
+    words = norm.count(" ") or 1
+    return sum(norm.count(w) for w in GERMAN_MARKERS) * 20 >= words
 
 
 def headline_cased(title: str) -> bool:
@@ -93,7 +113,7 @@ def person_name(orig: str, start: int, end: int, key: str | None = None) -> bool
         if prev in HONORIFICS:
             return True
         if prev in FIRST_NAMES and (
-            prev not in COMMON_WORDS or not sentence_initial(orig, before.start(1))
+            prev not in AMBIGUOUS_NAMES or not sentence_initial(orig, before.start(1))
         ):
             return True
     if key is None:
@@ -129,8 +149,14 @@ def cyrillic_forms(name: str) -> list[str]:
     head, _, last = name.rpartition(" ")
     if not _CYR.match(last) or len(last) < 3:
         return []
+    if head and last.lower() in _ADMIN_NOUNS and _CYR.match(head.rpartition(" ")[2]):
+        return _admin_forms(head, last)
     prefix = f"{head} " if head else ""
     low = last[-1].lower()
+    for ending, others in _ADJ_ENDINGS[2:6]:  # adjectival names: Хмельницький, Красный
+        if last.lower().endswith(ending) and len(last) > 4:
+            stem = last[: -len(ending)]
+            return sorted({prefix + stem + e for e in others})
     forms: set[str] = set()
     if low == "а":
         stem = last[:-1]
@@ -161,3 +187,51 @@ def cyrillic_forms(name: str) -> list[str]:
             forms.update(stem + e for e in ("а", "у", "е", "і", "ом", "ем", "ові", "ою"))
     forms.discard(last)
     return sorted(prefix + f for f in forms)
+
+
+# Nouns of administrative units: the adjective before them declines with them
+# ("Харківська область" -> "Харківської області", "Краснодарский край" -> "Краснодарского края").
+_ADMIN_NOUNS = {
+    "область",
+    "край",
+    "республика",
+    "республіка",
+    "округ",
+    "район",
+    "провинция",
+    "провінція",
+    "губерния",
+    "губернія",
+    "штат",
+    "воеводство",
+    "воєводство",
+}
+# adjective endings (Russian and Ukrainian, feminine and masculine) -> their other case forms
+_ADJ_ENDINGS = (
+    ("ая", ("ой", "ую", "ою")),
+    ("яя", ("ей", "юю", "ею")),
+    ("ий", ("ого", "ому", "им", "ом", "ім")),
+    ("ій", ("ього", "ьому", "ім")),
+    ("ый", ("ого", "ому", "ым", "ом")),
+    ("ой", ("ого", "ому", "ым", "ом")),
+    ("а", ("ої", "ій", "у", "ою")),
+    ("я", ("ьої", "ій", "ю", "ьою")),
+)
+
+
+def _admin_forms(head: str, noun: str) -> list[str]:
+    """``Харківська область`` -> every pairing of the adjective's and the noun's case forms
+    (a few pairings are not grammatical; they never occur in text and cost nothing)."""
+    pre, _, adj = head.rpartition(" ")
+    pre = f"{pre} " if pre else ""
+    adjs = {adj}
+    for ending, others in _ADJ_ENDINGS:
+        if adj.lower().endswith(ending):
+            stem = adj[: -len(ending)]
+            adjs.update(stem + e for e in others)
+            break
+    nouns = {noun, *cyrillic_forms(noun)}
+    if noun.lower() == "область":
+        nouns.update({noun[:-1] + "ю"})  # Ukrainian instrumental: областю
+    name = f"{head} {noun}"
+    return sorted({f"{pre}{a} {n}" for a in adjs for n in nouns} - {name})
