@@ -80,14 +80,43 @@ class AlertPayload:
     article: ArticleInfo
     matches: tuple[MatchInfo, ...] = field(default_factory=tuple)
     type: Literal["match"] = "match"
+    # `realert_on: update`: the story's earlier alert, and what changed (an addition to the
+    # contract's payload; receivers that do not know these keys ignore them).
+    update_of: str | None = None
+    change: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": self.type,
             "id": self.id,
             "watchlist": self.watchlist,
             "article": self.article.to_json(),
             "matches": [m.to_json() for m in self.matches],
+        }
+        if self.update_of:
+            out["update_of"] = self.update_of
+            out["change"] = self.change
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AlsoReported:
+    """A later copy of a story already alerted: ``{"type": "also_reported", "id",
+    "alert_id" (the story's alert), "watchlist", "article": {...}}``."""
+
+    id: str
+    alert_id: str
+    watchlist: str
+    article: ArticleInfo
+    type: Literal["also_reported"] = "also_reported"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "id": self.id,
+            "alert_id": self.alert_id,
+            "watchlist": self.watchlist,
+            "article": self.article.to_json(),
         }
 
 

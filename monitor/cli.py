@@ -636,12 +636,28 @@ async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
             if d.last_error and d.state != "delivered":
                 detail += f": {_line(d.last_error)}"
             print(f"    -> {d.channel}: {detail}")
+        if a.copies:
+            outlets = {c.payload.get("article", {}).get("feed") for c in a.copies}
+            print(f"    also reported by {len(a.copies)} ({len(outlets)} outlets):")
+            for c in a.copies:
+                art = c.payload.get("article", {})
+                print(f"      · {_line(art.get('feed'))}: {_line(art.get('title'))}")
+                print(f"        {_line(art.get('url'), 2000)}")
     return EXIT_OK
 
 
 def _alert_json(a: Any) -> dict[str, Any]:
+    out = _alert_state(a)
+    out["also_reported"] = [
+        {**_alert_state(c), "feed": c.payload.get("article", {}).get("feed")} for c in a.copies
+    ]
+    return out
+
+
+def _alert_state(a: Any) -> dict[str, Any]:
     return {
         "id": a.id,
+        "type": a.kind,
         "watchlist": a.watchlist,
         "created_at": _iso(a.created_at),
         "title": a.payload.get("article", {}).get("title"),

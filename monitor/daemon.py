@@ -34,8 +34,9 @@ from monitor.match import Matcher
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline, PollResult
 from monitor.settings import Config, FeedConfig, format_duration, iter_secrets
+from monitor.storydesk import StoryDesk
 from monitor.urls import feed_key
-from monitor.workers import PRELOAD, PRELOAD_PARSE, CpuPool, PoolClosed
+from monitor.workers import PRELOAD, PRELOAD_PARSE, PRELOAD_STORIES, CpuPool, PoolClosed
 from storage import open_storage
 from storage.base import FeedSpec, FeedState, Storage, StorageError
 
@@ -209,10 +210,13 @@ class Daemon:
         self.feeds: dict[str, FeedConfig] = {feed_key(f.url): f for f in cfg.feeds if f.enabled}
         self.metrics = Metrics(self.daemon_id)
         extracts = any(cfg.feed_extract(f) for f in cfg.feeds if f.enabled)
+        preload = PRELOAD if extracts else PRELOAD_PARSE
+        self.stories: StoryDesk | None = None
+        if cfg.stories.enabled and cfg.watchlists:
+            self.stories = StoryDesk(cfg.stories.window)
+            preload = [*preload, *PRELOAD_STORIES]
         self.pool = CpuPool(
-            cfg.extraction.workers,
-            on_kill=self.metrics.worker_kills.inc,
-            preload=PRELOAD if extracts else PRELOAD_PARSE,
+            cfg.extraction.workers, on_kill=self.metrics.worker_kills.inc, preload=preload
         )
         self.fetcher = Fetcher(cfg.fetch)
         self.matcher = matcher if matcher is not None else Matcher.build(cfg.watchlists)
@@ -258,6 +262,9 @@ class Daemon:
         stack.push_async_callback(self._unregister)
         self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
         stack.push_async_callback(_cancel, self._heartbeat)
+        if self.stories is not None:
+            stack.callback(self.stories.close)
+            await self.stories.rebuild(self.storage, self.clock.now())
         await self.storage.sync_feeds([feed_spec(f) for f in self.feeds.values()])
         await self.fetcher.__aenter__()
         stack.push_async_callback(self.fetcher.close)
@@ -272,6 +279,7 @@ class Daemon:
             self.matcher,
             clock=self.clock,
             metrics=self.metrics,
+            stories=self.stories,
         )
         stack.push_async_callback(self.pipeline.flush)  # batched writes finish before close
         self.lag.start()
@@ -587,9 +595,11 @@ class Daemon:
     async def prune(self) -> int:
         """Drop article text past `storage.keep_text` (identities stay: nothing re-alerts)."""
         keep = self.cfg.storage.keep_text
-        if keep <= 0:
-            return 0
         try:
+            if self.stories is not None:
+                await self.stories.evict(self.storage, self.clock.now())
+            if keep <= 0:
+                return 0
             n = await self.storage.prune_text(self.clock.now() - timedelta(seconds=keep))
         except StorageError as exc:  # housekeeping never stops the daemon
             log.error("prune failed", error=str(exc))

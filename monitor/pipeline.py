@@ -11,22 +11,23 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from monitor import decide
-from monitor.alert import AlertPayload, ArticleInfo, MatchInfo, alert_id, iso_z
+from monitor.alert import AlertPayload, AlsoReported, ArticleInfo, MatchInfo, alert_id, iso_z
 from monitor.clock import SYSTEM, Clock
 from monitor.extract import ExtractError, extract_article
 from monitor.feeds import feed_display_name
 from monitor.fetch import PAGE_ACCEPT, Fetcher
 from monitor.groupcommit import GroupCommit
 from monitor.logs import get_logger
-from monitor.match import Document, Matcher
+from monitor.match import Document, Match, Matcher
 from monitor.models import Entry, Extracted, FetchError, FetchResponse, NotAFeed, NotASitemap
 from monitor.schedule import IntervalPolicy, period_end
-from monitor.settings import Config, DigestSpec, FeedConfig
+from monitor.settings import Config, DigestSpec, FeedConfig, Watchlist
 from monitor.sources import PARSE_TIME_LIMIT, READERS, ReadContext
+from monitor.storydesk import NewMember, Placement, StoryDesk, signatures, story_ref
 from monitor.urls import canonical_url, strip_userinfo, with_credentials
 from monitor.workers import CpuPool, PoolClosed, TaskTimeout, WorkerCrashed
 from storage.base import FeedState, FeedUpdate, NewAlert, NewArticle, Storage
@@ -42,6 +43,8 @@ TITLE_MAX = 500
 SUMMARY_MAX = 10_000
 BODY_MAX = 500_000
 SLOW_PAGE_STRIKES = 2  # a page whose extraction timed out this often is not extracted again
+STORY_TIME_LIMIT = 60.0  # signatures of one poll's matching articles
+HOURLY = DigestSpec(every=3600.0)  # copies for `also_reported: digest` without a digest period
 
 
 @dataclass(slots=True)
@@ -55,6 +58,7 @@ class PollResult:
     seconds: float = 0.0
     extract_failures: int = 0
     pages_capped: int = 0  # new items past max_pages_per_poll: they keep the feed's summary
+    copies: int = 0  # later copies of stories already alerted (also_reported)
     alerts_by_watchlist: Counter[str] = field(default_factory=Counter)
 
 
@@ -116,6 +120,7 @@ class Pipeline:
         *,
         clock: Clock = SYSTEM,
         metrics: Metrics | None = None,
+        stories: StoryDesk | None = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -129,6 +134,10 @@ class Pipeline:
         # Canonical URLs this process stored lately: a concurrent poll that checked storage
         # just before they were committed skips their page instead of fetching it again.
         self._recent = RecentSet(20_000)
+        # Story alerts this process stored lately: a copy polled by a concurrent poll attaches to
+        # them even before storage is asked again.
+        self._story_alerts = RecentSet(20_000)
+        self.stories = stories
         # Pages whose extraction ran past its deadline, and how often (SLOW_PAGE_STRIKES).
         self._slow_pages: dict[str, int] = {}
         # Pages held between fetch and extraction are ~100 KB each: bound them, or 500 new items
@@ -371,7 +380,15 @@ class Pipeline:
                 result.pages_capped = len(plan.capped)
                 await asyncio.gather(*(self._extract(fresh[i]) for i in plan.extract))
             fresh = [c for c in fresh if not c.stored_elsewhere]
-            articles = [self._article(feed, state, name, c, now, max_age) for c in fresh]
+            articles: list[NewArticle] = []
+            matched: list[tuple[int, dict[str, list[Match]]]] = []
+            for c in fresh:
+                art, found = self._article(feed, state, name, c, now, max_age)
+                if found:
+                    matched.append((len(articles), found))
+                articles.append(art)
+            if matched:
+                await self._alerts(name, articles, matched, now)
             ids = await self._articles.submit(articles)
         finally:
             # Pages this poll fetched stay shared until its articles are committed: a concurrent
@@ -384,8 +401,12 @@ class Pipeline:
                 if art.canonical_url:
                     self._recent.add(art.canonical_url)
                 result.new += 1
-                result.alerts += len(art.alerts)
-                result.alerts_by_watchlist.update(a.watchlist for a in art.alerts)
+                story = [a for a in art.alerts if a.kind == "match"]
+                result.alerts += len(story)
+                result.copies += len(art.alerts) - len(story)
+                result.alerts_by_watchlist.update(a.watchlist for a in story)
+                for a in story:  # later copies in this process attach to it at once
+                    self._story_alerts.add(a.id)
         result.extract_failures = sum(
             1 for c in fresh if c.extract_error and not c.extract_error.startswith("not extracted")
         )
@@ -486,11 +507,11 @@ class Pipeline:
         c: _Candidate,
         now: datetime,
         max_age: float,
-    ) -> NewArticle:
+    ) -> tuple[NewArticle, dict[str, list[Match]]]:
+        """The article to store and what it matched (nothing when too old to alert)."""
         e = c.entry
         title = e.title or (c.page_title or "")[:TITLE_MAX] or (e.url or "")
         published = e.published or c.page_published
-        too_old = decide.too_old(published, now, max_age)
         article = NewArticle(
             feed_id=state.id,
             guid=c.guid,
@@ -505,28 +526,148 @@ class Pipeline:
             extract_error=c.extract_error,
             fetched_at=now,
         )
-        if too_old:
-            return article
-        doc = article_document(title, e.summary, c.body, name, tuple(feed.tags))
         identity = c.canonical or f"{state.key}#{c.guid}"
-        for watchlist, matches in self.matcher.match(doc).items():
-            wl = self.watchlists[watchlist]
-            payload = AlertPayload(
-                id=alert_id(watchlist, identity),
-                watchlist=watchlist,
-                article=ArticleInfo(e.url, title, published, name, e.summary),
-                matches=tuple(MatchInfo(**m.to_payload()) for m in matches),
+        article.story_ref = article.story_id = story_ref(identity)
+        if decide.too_old(published, now, max_age):
+            return article, {}
+        doc = article_document(title, e.summary, c.body, name, tuple(feed.tags))
+        return article, self.matcher.match(doc)
+
+    async def _alerts(
+        self,
+        name: str,
+        articles: list[NewArticle],
+        matched: list[tuple[int, dict[str, list[Match]]]],
+        now: datetime,
+    ) -> None:
+        """One alert per story and watchlist; a later copy of a story is attached to its alert
+        (`also_reported`), or alerts again when it changed materially (`realert_on: update`)."""
+        placements = await self._place_stories(articles, matched, now)
+        story_alerts = {
+            alert_id(w, f"story:{placements[i].story_id}")
+            for i, found in matched
+            if placements[i].joined
+            for w in found
+        }
+        existing = (
+            await self.storage.existing_alerts(sorted(story_alerts)) if story_alerts else set()
+        )
+        existing |= {a for a in story_alerts if a in self._story_alerts}
+        last: dict[tuple[str, int], tuple[str, bytes | None, dict[str, Any]] | None] = {}
+        for i, found in matched:
+            p = placements[i]
+            for w in found:
+                wl = self.watchlists[w]
+                if p.joined and wl.realert_on == "update":
+                    if (
+                        alert_id(w, f"story:{p.story_id}") in existing
+                        and (w, p.story_id) not in last
+                    ):
+                        last[(w, p.story_id)] = await self.storage.last_story_alert(w, p.story_id)
+        decided: set[str] = set()  # story alerts created earlier in this batch
+        for i, found in matched:
+            art, p = articles[i], placements[i]
+            info = ArticleInfo(art.url, art.title, art.published, name, art.summary)
+            for w, matches in found.items():
+                wl = self.watchlists[w]
+                story_alert = alert_id(w, f"story:{p.story_id}")
+                if not (p.joined and (story_alert in existing or story_alert in decided)):
+                    decided.add(story_alert)  # the story's first alert for this watchlist
+                    payload: AlertPayload | AlsoReported = AlertPayload(
+                        story_alert, w, info, tuple(MatchInfo(**m.to_payload()) for m in matches)
+                    )
+                    art.alerts.append(self._new_alert(payload, wl, now))
+                    continue
+                change = self._change(last.get((w, p.story_id)), art, matches)
+                if change is not None:
+                    payload = AlertPayload(
+                        alert_id(w, f"update:{p.ref}"),
+                        w,
+                        info,
+                        tuple(MatchInfo(**m.to_payload()) for m in matches),
+                        update_of=story_alert,
+                        change=change,
+                    )
+                    art.alerts.append(self._new_alert(payload, wl, now))
+                    continue
+                copy = AlsoReported(alert_id(w, f"copy:{p.ref}"), story_alert, w, info)
+                art.alerts.append(self._new_alert(copy, wl, now))
+
+    def _new_alert(
+        self, payload: AlertPayload | AlsoReported, wl: Watchlist, now: datetime
+    ) -> NewAlert:
+        if isinstance(payload, AlertPayload):
+            return NewAlert(
+                id=payload.id,
+                watchlist=wl.name,
+                payload=payload.to_json(),
+                channels=list(wl.channels),
+                not_before=self.not_before(wl.channels, wl.digest, now),
             )
-            article.alerts.append(
-                NewAlert(
-                    id=payload.id,
-                    watchlist=watchlist,
-                    payload=payload.to_json(),
-                    channels=list(wl.channels),
-                    not_before=self.not_before(wl.channels, wl.digest, now),
-                )
-            )
-        return article
+        # A copy goes to the channels that want copies: at once, or in their next digest.
+        channels = [c for c in wl.channels if self.cfg.channels[c].also_reported != "ignore"]
+        not_before = {}
+        for c in channels:
+            ch = self.cfg.channels[c]
+            if ch.also_reported == "digest" or ch.digest is not None or wl.digest is not None:
+                spec = wl.digest or ch.digest or HOURLY
+                not_before[c] = period_end(spec, now)
+        return NewAlert(
+            id=payload.id,
+            watchlist=wl.name,
+            payload=payload.to_json(),
+            channels=channels,
+            not_before=not_before,
+            kind="also_reported",
+            story_alert_id=payload.alert_id,
+        )
+
+    def _change(
+        self,
+        last: tuple[str, bytes | None, dict[str, Any]] | None,
+        art: NewArticle,
+        matches: list[Match],
+    ) -> str | None:
+        """What changed since the story last alerted this watchlist (`realert_on: update`)."""
+        if last is None or last[1] is None or art.story_sig is None:
+            return None
+        from monitor.stories import Signature, material_change
+
+        before = [m.get("term", "") for m in last[2].get("matches", []) if m.get("kind") == "place"]
+        now_places = [m.term for m in matches if m.kind == "place"]
+        change = material_change(
+            Signature.from_bytes(last[1]),
+            Signature.from_bytes(art.story_sig),
+            alerted_places=before,
+            new_places=now_places,
+        )
+        return change.describe() if change else None
+
+    async def _place_stories(
+        self,
+        articles: list[NewArticle],
+        matched: list[tuple[int, dict[str, list[Match]]]],
+        now: datetime,
+    ) -> dict[int, Placement]:
+        """The story of every article that matched a watchlist (signatures in the pool)."""
+        if self.stories is None:
+            return {
+                i: Placement(articles[i].story_ref or 0, articles[i].story_ref or 0, False)
+                for i, _ in matched
+            }
+        items = [(articles[i].title, articles[i].body or articles[i].summary) for i, _ in matched]
+        sigs = await self.pool.run(STORY_TIME_LIMIT, signatures, items)
+        members = []
+        for (i, _), (sig, keys) in zip(matched, sigs, strict=True):
+            art = articles[i]
+            art.story_sig, art.story_keys = sig, keys
+            members.append(NewMember(art.story_ref or 0, sig, keys, art.published or now))
+        placed = await self.stories.place(self.storage, members)
+        out = {}
+        for (i, _), p in zip(matched, placed, strict=True):
+            articles[i].story_id = p.story_id
+            out[i] = p
+        return out
 
     def not_before(
         self, channels: list[str], wl_digest: DigestSpec | None, now: datetime

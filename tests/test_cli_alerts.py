@@ -20,6 +20,12 @@ SECRET = "whsec_" + base64.b64encode(b"cli test signing key of 32 bytes").decode
 HEADER_TOKEN = "Bearer hdr-9f8e7d6c5b4a-never-print"
 SMTP_PASSWORD = "smtp-pw-0a1b2c3d-never-print"
 SLACK_PATH = "/services/T0SECRET/B0SECRET/xoxb-never-print"
+# Three different events (distinct stories: same-looking copies would be one story).
+EVENTS = [
+    "An evacuation order was issued for the Arno valley on Monday after the river rose 4 metres.",
+    "Firefighters ordered the evacuation of 300 homes near Lake Tahoe as a wildfire spread east.",
+    "Police issued an evacuation order for the harbour district after a gas leak on Friday night.",
+]
 SECRETS = (SECRET, SECRET.split("_", 1)[1], HEADER_TOKEN, SMTP_PASSWORD, "xoxb-never-print")
 
 
@@ -132,7 +138,7 @@ async def test_alerts_failed_shows_why_and_retry_requeues(
     tmp_path: Path, server: HostileServer
 ) -> None:
     items = [
-        Item(f"v{i}", f"Evacuation order for valley {i}", ["An evacuation order was issued."])
+        Item(f"v{i}", f"Evacuation order for valley {i}", [EVENTS[i]], summary=EVENTS[i])
         for i in range(3)
     ]
     feed = Newsroom(server).add(Feed("/valley.xml", "Valley", items))

@@ -19,10 +19,12 @@ from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import Reply, WebhookReceiver
 
 TOKEN = "t0ken-for-metrics-0123456789"
-ITEMS = [
-    Item(f"s{i}", f"Evacuation order {i}", [f"An evacuation order was issued for area {i}."])
-    for i in range(3)
+EVENTS = [  # three different events: three stories, three alerts
+    "An evacuation order was issued for the Arno valley on Monday after the river rose 4 metres.",
+    "Firefighters ordered the evacuation of 300 homes near Lake Tahoe as a wildfire spread east.",
+    "Police issued an evacuation order for the harbour district after a gas leak on Friday night.",
 ]
+ITEMS = [Item(f"s{i}", f"Evacuation order {i}", [EVENTS[i]]) for i in range(3)]
 
 
 @pytest.fixture

@@ -449,3 +449,17 @@ def test_a_template_filled_for_another_draw_is_another_story(
     ev = compare(fingerprint(t2, x2), T0 + timedelta(days=2), fingerprint(t1, x1), T0)
     assert ev.text >= 0.3  # the same template: as text, a copy
     assert ev.verdict == verdict, ev
+
+
+def test_short_texts_with_other_numbers_in_the_title_are_other_events() -> None:
+    """Title-only feeds (earthquake lists, zone alerts): the headline template with other
+    numbers is another event; the same headline twice is a copy."""
+    from datetime import UTC, datetime
+
+    from monitor.stories import compare, fingerprint
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    quake = fingerprint("M 4.6 - 12 km NE of Ridgecrest, CA", "")
+    other = fingerprint("M 4.1 - 8 km W of Ridgecrest, CA", "")
+    assert compare(other, now, quake, now).verdict.startswith("different event: short texts")
+    assert compare(fingerprint("M 4.6 - 12 km NE of Ridgecrest, CA", ""), now, quake, now).joins

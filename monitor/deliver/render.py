@@ -101,6 +101,8 @@ class AlertView:
     published: str  # formatted, "" when unknown
     summary: str
     matches: tuple[MatchView, ...]
+    kind: str = "match"  # match | also_reported
+    story_alert_id: str | None = None  # a copy's (or an update's) story alert
 
     @property
     def terms(self) -> list[str]:
@@ -138,10 +140,19 @@ def view(payload: Mapping[str, Any]) -> AlertView:
                     snippet=clean_line(m.get("snippet"), 600),
                 )
             )
+    kind = "also_reported" if payload.get("type") == "also_reported" else "match"
+    title = clean_line(article.get("title"), 500) or UNTITLED
+    if kind == "also_reported":
+        title = f"Also reported: {title}"
+    elif payload.get("update_of"):
+        change = clean_line(payload.get("change"), 200)
+        title = f"Update ({change}): {title}" if change else f"Update: {title}"
     return AlertView(
+        kind=kind,
+        story_alert_id=clean_line(payload.get("alert_id") or payload.get("update_of"), 200) or None,
         id=clean_line(payload.get("id"), 200),
         watchlist=clean_line(payload.get("watchlist"), 200) or "(no watchlist)",
-        title=clean_line(article.get("title"), 500) or UNTITLED,
+        title=title,
         url=safe_url(article.get("url")),
         raw_url=clean_line(article.get("url"), 2000),
         feed=clean_line(article.get("feed"), 200),

@@ -64,6 +64,9 @@ class Evidence:
         return self.verdict in ("copy", "rewrite")
 
 
+SHORT_TEXT_SHINGLES = 20  # fewer word triples than this: a title and a line, not an article
+
+
 def _containment(t: float, na: int, nb: int) -> float:
     if na == 0 or nb == 0:
         return 0.0
@@ -90,6 +93,15 @@ def compare(
         verdict = "different event: the leads name different days"
     elif lead == 0.0 and enough_facts and (facts or 0.0) < TEMPLATE_FACTS:
         verdict = "different event: the leads share no fact"
+    elif (
+        min(new.shingles, old.shingles) < SHORT_TEXT_SHINGLES
+        and new.title_numbers != old.title_numbers
+        and (new.title_numbers or old.title_numbers)
+    ):
+        # Little text to go on (a title-only feed, a one-line summary): a headline template
+        # with other numbers ("M 4.6 - 12 km NE of Ridgecrest" after "M 4.1 - 8 km W of
+        # Ridgecrest", "Evacuation order for zone 3" after "... zone 2") is another event.
+        verdict = "different event: short texts with other numbers in the title"
     elif t >= COPY_TEXT:
         verdict = "copy"
     elif t < REWRITE_TEXT:

@@ -19,11 +19,11 @@ own row, and the same text must give the same bytes wherever it was published.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash
 
 from monitor.stories import features as ft
 
@@ -47,12 +47,15 @@ def _identity(x: int) -> int:
     return x
 
 
+@functools.cache
 def _permutations(seed: int, num_perm: int) -> np.ndarray:
+    # datasketch (and the scipy it loads, ~0.8 s) is imported where signatures are made, in
+    # the worker processes: reading and comparing stored signatures does not need it.
+    from datasketch import MinHash
+
     return MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
 
 
-_TEXT_PERMS = _permutations(TEXT_SEED, TEXT_PERM)
-_TERM_PERMS = _permutations(TERM_SEED, TERM_PERM)
 _TOKEN_CACHE: dict[str, int] = {}
 _TOKEN_CACHE_MAX = 500_000
 
@@ -65,6 +68,8 @@ def _minhash(values: list[int], seed: int, perms: np.ndarray) -> np.ndarray:
     """Low 16 bits of the datasketch MinHash of 32-bit ``values`` (all 0xFFFF when empty)."""
     if not values:
         return np.full(len(perms[0]), _MAX16, dtype=np.uint16)
+    from datasketch import MinHash
+
     m = MinHash(
         num_perm=len(perms[0]), seed=seed, hashfunc=_identity, permutations=perms, scheme="affine32"
     )
@@ -213,8 +218,8 @@ def fingerprint(title: str, text: str) -> Signature:
     lead = _fact_hashes(ft.facts(f"{title}\n{lead_text}"))
     terms = sorted(facts | names)
     return Signature(
-        text=_minhash(sh.tolist(), TEXT_SEED, _TEXT_PERMS),
-        terms=_minhash(terms, TERM_SEED, _TERM_PERMS),
+        text=_minhash(sh.tolist(), TEXT_SEED, _permutations(TEXT_SEED, TEXT_PERM)),
+        terms=_minhash(terms, TERM_SEED, _permutations(TERM_SEED, TERM_PERM)),
         shingles=len(sh),
         facts=_bottom(facts, MAX_SET),
         names=_bottom(names, MAX_SET),

@@ -270,7 +270,8 @@ class PgOutbox(PgBase):
         out = [record(row) for row in rows]
         by_id = {a.id: a for a in out}
         for row in copies:
-            by_id[row["story_alert_id"]].copies.append(record(row))
+            if row["story_alert_id"] in by_id:
+                by_id[row["story_alert_id"]].copies.append(record(row))
         return out
 
     async def requeue(
