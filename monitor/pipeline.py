@@ -401,12 +401,17 @@ class Pipeline:
                 if art.canonical_url:
                     self._recent.add(art.canonical_url)
                 result.new += 1
-                story = [a for a in art.alerts if a.kind == "match"]
-                result.alerts += len(story)
-                result.copies += len(art.alerts) - len(story)
-                result.alerts_by_watchlist.update(a.watchlist for a in story)
-                for a in story:  # later copies in this process attach to it at once
-                    self._story_alerts.add(a.id)
+                for a in art.alerts:
+                    if a.kind == "match":  # later copies in this process attach to it at once
+                        self._story_alerts.add(a.id)
+                    written = a.if_exists if a.taken else a  # what storage wrote, if anything
+                    if written is None or written.taken:
+                        continue
+                    if written.kind == "match":
+                        result.alerts += 1
+                        result.alerts_by_watchlist[written.watchlist] += 1
+                    else:
+                        result.copies += 1
         result.extract_failures = sum(
             1 for c in fresh if c.extract_error and not c.extract_error.startswith("not extracted")
         )
@@ -576,7 +581,12 @@ class Pipeline:
                     payload: AlertPayload | AlsoReported = AlertPayload(
                         story_alert, w, info, tuple(MatchInfo(**m.to_payload()) for m in matches)
                     )
-                    art.alerts.append(self._new_alert(payload, wl, now))
+                    first = self._new_alert(payload, wl, now)
+                    # Another copy of the story, in a poll or daemon running at the same time,
+                    # may store the story's alert first: this one is then its copy.
+                    copy = AlsoReported(alert_id(w, f"copy:{p.ref}"), story_alert, w, info)
+                    first.if_exists = self._new_alert(copy, wl, now)
+                    art.alerts.append(first)
                     continue
                 change = self._change(last.get((w, p.story_id)), art, matches)
                 if change is not None:

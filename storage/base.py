@@ -129,6 +129,12 @@ class NewAlert:
     not_before: dict[str, datetime] = field(default_factory=dict)
     kind: Literal["match", "also_reported"] = "match"
     story_alert_id: str | None = None  # also_reported: the story's alert it is attached to
+    # Stored instead when ``id`` exists already: a story's first alert that another copy of the
+    # story stored first (in another poll or daemon) becomes that alert's also_reported copy,
+    # so the race between two copies decides which one alerts, and loses neither.
+    if_exists: NewAlert | None = None
+    # Set by storage: ``id`` existed, so ``if_exists`` (if any) was written instead.
+    taken: bool = False
 
 
 @dataclass(slots=True)

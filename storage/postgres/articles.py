@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from storage.base import Article, NewArticle, StoryRow
+from storage.base import Article, NewAlert, NewArticle, StoryRow
 from storage.postgres.connection import PgBase
 from storage.postgres.values import json_text, t, text
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
@@ -88,6 +88,33 @@ counted AS (
 SELECT (SELECT ids FROM ids) AS ids,
        (SELECT array_agg(id) FROM ins) AS stored,
        (SELECT array_agg(id) FROM ins_alerts) AS alerts
+"""
+
+# A story's first alert whose id another copy stored first: its also_reported copy instead.
+_FALLBACK_KEYS = (
+    "id", "watchlist", "article_id", "created_at", "payload", "kind", "story",
+    "d_alert", "d_channel", "d_next",
+)  # fmt: skip
+_ADD_FALLBACKS = """
+WITH ins AS (
+    INSERT INTO alerts (id, watchlist, article_id, created_at, payload, kind, story_alert_id)
+    SELECT a.id, a.watchlist, a.article_id, a.created_at, a.payload::jsonb, a.kind, a.story
+    FROM unnest(%(id)s::text[], %(watchlist)s::text[], %(article_id)s::bigint[],
+                %(created_at)s::timestamptz[], %(payload)s::text[], %(kind)s::text[],
+                %(story)s::text[]) AS a(id, watchlist, article_id, created_at, payload, kind, story)
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at
+),
+ins_deliveries AS (
+    INSERT INTO deliveries (alert_id, channel, next_attempt, created_at)
+    SELECT d.alert_id, d.channel, d.next_attempt, i.created_at
+    FROM unnest(%(d_alert)s::text[], %(d_channel)s::text[], %(d_next)s::timestamptz[])
+         AS d(alert_id, channel, next_attempt)
+    JOIN ins i ON i.id = d.alert_id
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT array_agg(id) FROM ins) AS alerts
 """
 
 
@@ -180,21 +207,65 @@ class PgArticles(PgBase):
                     p["d_channel"].append(channel)
                     # Alerts carry the caller's time (its clock), not the database's.
                     p["d_next"].append(alert.not_before.get(channel) or article.fetched_at or now)
-        [row] = await self._fetch(_ADD_ARTICLES, p)
+        if not any(a.if_exists is not None for article in articles for a in article.alerts):
+            [row] = await self._fetch(_ADD_ARTICLES, p)
+            return self._stored(articles, row, set())
+        # A story alert another copy stored first becomes its copy, in the same transaction.
+        async with self._tx() as conn:
+            [row] = await self._rows(conn, _ADD_ARTICLES, p)
+            stored_alerts = set(row["alerts"] or [])
+            stored = set(row["stored"] or [])
+            fallbacks: list[tuple[int, NewArticle, NewAlert]] = [
+                (int(article_id), article, alert.if_exists)
+                for article, article_id in zip(articles, row["ids"], strict=True)
+                if article_id in stored
+                for alert in article.alerts
+                if alert.if_exists is not None and alert.id not in stored_alerts
+            ]
+            if fallbacks:
+                q: dict[str, list[Any]] = {k: [] for k in _FALLBACK_KEYS}
+                for article_id, article, alert in fallbacks:
+                    at = article.fetched_at or now
+                    q["id"].append(alert.id)
+                    q["watchlist"].append(alert.watchlist)
+                    q["article_id"].append(article_id)
+                    q["created_at"].append(at)
+                    q["payload"].append(
+                        json_text(dump_payload(alert.id, alert.payload), alert.payload)
+                    )
+                    q["kind"].append(alert.kind)
+                    q["story"].append(alert.story_alert_id)
+                    for channel in dict.fromkeys(alert.channels):
+                        q["d_alert"].append(alert.id)
+                        q["d_channel"].append(channel)
+                        q["d_next"].append(alert.not_before.get(channel) or at)
+                [extra] = await self._rows(conn, _ADD_FALLBACKS, q)
+                stored_alerts |= set(extra["alerts"] or [])
+        return self._stored(articles, row, stored_alerts)
+
+    @staticmethod
+    def _stored(
+        articles: list[NewArticle], row: dict[str, Any], stored_alerts: set[str]
+    ) -> list[int | None]:
+        """Ids of the stored articles; marks the alerts whose id existed (``NewAlert.taken``)."""
         stored = set(row["stored"] or [])
         results: list[int | None] = [int(i) if i in stored else None for i in row["ids"]]
-        stored_alerts = set(row["alerts"] or [])
+        stored_alerts = stored_alerts | set(row["alerts"] or [])
         for article, article_id in zip(articles, results, strict=True):
             if article_id is None:
                 continue
-            for alert in article.alerts:
-                if alert.id not in stored_alerts:
-                    log.warning(
-                        "alert exists already alert=%s watchlist=%s article=%d",
-                        alert.id,
-                        alert.watchlist,
-                        article_id,
-                    )
+            for first_choice in article.alerts:
+                alert: NewAlert | None = first_choice
+                while alert is not None and alert.id not in stored_alerts:
+                    alert.taken = True
+                    if alert.if_exists is None:
+                        log.warning(
+                            "alert exists already alert=%s watchlist=%s article=%d",
+                            alert.id,
+                            alert.watchlist,
+                            article_id,
+                        )
+                    alert = alert.if_exists
         return results
 
     # -- stories

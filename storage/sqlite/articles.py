@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from storage.base import Article, NewArticle, StoryRow
+from storage.base import Article, NewAlert, NewArticle, StoryRow
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
 from storage.sqlite.connection import SQLiteBase
 from storage.sqlite.convert import from_db_time, json_list, opt_time, to_db_time
@@ -114,34 +114,41 @@ class SQLiteArticles(SQLiteBase):
                 if article.story_ref is not None and article.story_keys:
                     published = opt_time(article.published or article.fetched_at) or now_text
                     keys.extend((k, article.story_ref, published) for k in article.story_keys)
-                for alert, payload in zip(article.alerts, alert_payloads, strict=True):
-                    alert_row = list(
-                        await db.execute_fetchall(
-                            "INSERT INTO alerts (id, watchlist, article_id, created_at, payload, "
-                            "kind, story_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                            "ON CONFLICT DO NOTHING RETURNING id",
-                            (
+                for first_choice, payload in zip(article.alerts, alert_payloads, strict=True):
+                    alert: NewAlert | None = first_choice
+                    while alert is not None:
+                        alert_row = list(
+                            await db.execute_fetchall(
+                                "INSERT INTO alerts (id, watchlist, article_id, created_at, "
+                                "payload, kind, story_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                                "ON CONFLICT DO NOTHING RETURNING id",
+                                (
+                                    alert.id,
+                                    alert.watchlist,
+                                    article_id,
+                                    at,
+                                    payload,
+                                    alert.kind,
+                                    alert.story_alert_id,
+                                ),
+                            )
+                        )
+                        if alert_row:
+                            for channel in dict.fromkeys(alert.channels):
+                                not_before = alert.not_before.get(channel)
+                                outbox.append((alert.id, channel, opt_time(not_before) or at, at))
+                            break
+                        if alert.if_exists is None:
+                            log.warning(
+                                "alert exists already alert=%s watchlist=%s article=%d",
                                 alert.id,
                                 alert.watchlist,
                                 article_id,
-                                at,
-                                payload,
-                                alert.kind,
-                                alert.story_alert_id,
-                            ),
-                        )
-                    )
-                    if not alert_row:
-                        log.warning(
-                            "alert exists already alert=%s watchlist=%s article=%d",
-                            alert.id,
-                            alert.watchlist,
-                            article_id,
-                        )
-                        continue
-                    for channel in dict.fromkeys(alert.channels):
-                        not_before = alert.not_before.get(channel)
-                        outbox.append((alert.id, channel, opt_time(not_before) or at, at))
+                            )
+                        alert.taken = True
+                        alert = alert.if_exists
+                        if alert is not None:
+                            payload = dump_payload(alert.id, alert.payload)
             if outbox:
                 await db.executemany(
                     "INSERT INTO deliveries (alert_id, channel, next_attempt, created_at) "

@@ -88,6 +88,38 @@ async def test_a_story_alert_with_its_copies(store: Storage) -> None:
     assert await store.last_story_alert("other", 11) is None
 
 
+async def test_a_story_alert_stored_first_by_another_copy_makes_this_one_its_copy(
+    store: Storage,
+) -> None:
+    """Two copies of a story decided at once both think they start it: the first stored alerts,
+    the second is stored as its also_reported copy (with its own delivery), nothing dropped."""
+    a, b = await feed_ids(store)
+
+    def first(ref: int) -> NewAlert:
+        copy = NewAlert(f"msg_copy{ref}", "fires", {"type": "also_reported", "alert_id": "msg_s"},
+                        ["hook", "mail"], kind="also_reported", story_alert_id="msg_s")  # fmt: skip
+        return NewAlert("msg_s", "fires", {"type": "match"}, ["hook"], if_exists=copy)
+
+    winner, loser = first(11), first(22)
+    await store.add_articles([story_article(a, 1, 11, 11, [1], T0, [winner])])
+    ids = await store.add_articles(
+        [story_article(b, 2, 22, 11, [1], T0 + timedelta(minutes=1), [loser])]
+    )
+    assert ids[0] is not None
+    assert not winner.taken
+    assert loser.taken and loser.if_exists is not None and not loser.if_exists.taken
+    (story,) = await store.list_alerts()
+    assert story.id == "msg_s" and story.article_id != ids[0]
+    assert [c.id for c in story.copies] == ["msg_copy22"]
+    assert sorted(d.channel for d in story.copies[0].deliveries) == ["hook", "mail"]
+    assert (await store.get_alert("msg_copy22")).payload["alert_id"] == "msg_s"  # type: ignore[union-attr]
+    # The same copy again (a replay) is dropped like any existing alert.
+    again = first(22)
+    await store.add_articles([story_article(b, 3, 22, 11, [1], T0 + timedelta(minutes=2), [again])])
+    assert again.taken and again.if_exists is not None and again.if_exists.taken
+    assert [c.id for c in (await store.list_alerts())[0].copies] == ["msg_copy22"]
+
+
 async def test_an_article_without_a_story_has_no_keys(store: Storage) -> None:
     a, _ = await feed_ids(store)
     await store.add_articles(
