@@ -171,7 +171,9 @@ class _Gen:
         if kind == "ref":
             return "".join(c if ord(c) < 128 else f"&#{ord(c)};" for c in escape(t)), t
         if kind == "c1":
-            return "don&#146;t stop &#147;now&#148;", "don’t stop “now”"
+            return self.rng.choice(
+                ["don&#146;t stop &#147;now&#148;", "don&#x92;t stop &#X93;now&#0148;"]
+            ), "don’t stop “now”"
         if kind == "comment":
             return escape(f"<b>{escape(t)}</b><!-- cms:slot -->"), t
         if kind == "badcomment":

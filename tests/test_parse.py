@@ -566,9 +566,21 @@ def test_mojibake_repair_never_changes_ordinary_text() -> None:
         words = sorted(justext.get_stoplist(lang))
         texts.update(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20))
     for word in ("IRMÃ", "AMANHÃ", "MAÇÃ", "ALEMÃ", "CRISTÃ", "NÃO", "SÃO PAULO", "CAFÉ"):
-        for punct in "”’“‘–—…»«·•™„‚\u00a0‹›,;:!? ":
+        for punct in ["”", "’", "“", "‘", "–", "—", "…", "»", "·", "•", "™", "„", "‚", "\u00a0"]:
             texts.add(f"“A {word}{punct} E O IRMÃO”")
             texts.add(f"{word}{punct}")
+        for punct in [
+            ",",
+            ";",
+            ":",
+            "!",
+            "?",
+            " «",
+            " ‹",
+            "\u00a0É",
+            " ",
+        ]:  # openers follow a space
+            texts.add(f"A {word}{punct} E O IRMÃO")
     # GeoNames holds a few strings with C1 control characters: those are repaired, rightly
     ordinary = [t for t in texts if not t.isascii() and not re.search("[\x80-\x9f]", t)]
     assert len(ordinary) > 150_000
@@ -590,3 +602,25 @@ def test_mojibake_repair_takes_what_is_unambiguous() -> None:
     assert repair_mojibake("“IRMÃ”") == "“IRMÃ”"
     assert repair_mojibake("Ð¡Ð»Ð¾Ð²Ð¾") == "Слово"  # Cyrillic UTF-8 read as windows-1252
     assert repair_mojibake("РЎР»РѕРІРѕ") == "Слово"  # ... and as windows-1251
+
+
+def test_fast_path_gate_sees_every_way_to_write_u0080_to_u00bf() -> None:
+    """The fast path skips feedparser's per-field touches when no field can need them."""
+    from monitor.parse import _touchable
+
+    def forms(cp: int) -> list[bytes]:
+        return [
+            chr(cp).encode(),
+            f"&#{cp};".encode(),
+            f"&#00{cp};".encode(),
+            f"&#x{cp:x};".encode(),
+            f"&#X{cp:X};".encode(),
+            f"&#x00{cp:02x};".encode(),
+        ]
+
+    for cp in range(0x80, 0xC0):
+        for form in forms(cp):
+            assert _touchable(b"<title>a" + form + b"b</title>"), form
+    for cp in (0x7F, 0xC0, 0xE9, 0x100, 0x2019, 0x1080):
+        for form in forms(cp):
+            assert not _touchable(b"<title>a" + form + b"b</title>"), form
