@@ -293,6 +293,8 @@ def _wide_codec(body: bytes) -> tuple[str, bool] | None:
     for bom, codec in _WIDE_BOMS:
         if body.startswith(bom):
             return codec, True
+    if b"\x00" not in body[:4]:
+        return None  # the first character is ASCII: UTF-16/32 would put a NUL beside it
     for codec, unit in _WIDE_CODECS:
         head = body[: unit * 16]
         try:
