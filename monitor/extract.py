@@ -65,6 +65,9 @@ _LANG_RE = re.compile(
 # What trafilatura's load_html cleans up before parsing (trafilatura.utils).
 _CONTROL = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
 _DOCTYPE = re.compile(rb"^< ?! ?DOCTYPE[^>]*/[^<>]*>", re.IGNORECASE)
+_COMMENT_ID = re.compile(r"[Cc]omment(?!ary)|comol")
+_COMMENTS_ID = re.compile(r"(?:[Cc]omment(?!ary)|comol|disqus_thread|dsq-comments)")
+_COMMENTS_CLASS = re.compile(r"^[Cc]omment(?!ary)|(?:article|post)-comments")
 _NOT_TEXT = ("script", "style", "noscript", "template")
 _BLOCKS = ("p", "item", "head", "quote")
 
@@ -99,7 +102,7 @@ def extract_article(
             )
         except (TypeError, ValueError):  # what trafilatura itself treats as no metadata
             meta = None
-    big_chrome = _prune(tree)
+    big_chrome = _prune(tree, forum=b"DiscussionForumPosting" in html)
 
     def run(page: Any, fast: bool) -> str:
         # trafilatura works on its own copy of the tree, so passes share one parse.
@@ -274,7 +277,7 @@ def _is_chrome(el: Any) -> bool:
     return tag in PRUNE_OUTSIDE_ARTICLE and not any(a.tag == "article" for a in el.iterancestors())
 
 
-def _prune(tree: Any) -> list[Any]:
+def _prune(tree: Any, forum: bool = False) -> list[Any]:
     """Remove page chrome, except an element that holds most of the page's text (more than
     ``PRUNE_MAX_SHARE``): that one is the page's content, wrapped in odd markup.
 
@@ -283,6 +286,10 @@ def _prune(tree: Any) -> list[Any]:
     paragraphs, and is long enough to be an article, becomes a plain ``<div>``, or trafilatura
     would still delete it as an ``<aside>`` or a ``<nav>``; any other (a mega menu, the sidebar of
     a page with next to no text) stays what it is, for trafilatura to drop; those are returned.
+
+    Reader comments go too (but on a forum thread, whose posts look like comments): trafilatura
+    finds and drops them itself, with regular expressions run over the whole tree; removed
+    here, by the same rules, they no longer cost it that walk, nor its later ones.
     """
     root = tree.getroottree().getroot()
     body = tree.find(".//body")
@@ -302,7 +309,23 @@ def _prune(tree: Any) -> list[Any]:
         for el in forms:
             if el.getroottree().getroot() is root and not _prune_one(el, limit, body):
                 kept.append(el)
+    if not forum:
+        for el in _comment_sections(body):
+            if el.getroottree().getroot() is root and _text_len(el) <= limit:
+                _remove(el)
     return kept
+
+
+def _comment_sections(body: Any) -> list[Any]:
+    """Comment containers as trafilatura knows them (its REMOVE_COMMENTS_AND_LISTS_XPATH)."""
+    found = []
+    for el in body.iter("div", "section", "details", "ol", "ul"):
+        ident, cls = el.get("id"), el.get("class")
+        if (ident and (_COMMENT_ID if el.tag in ("ol", "ul") else _COMMENTS_ID).match(ident)) or (
+            cls and _COMMENTS_CLASS.search(cls)
+        ):
+            found.append(el)
+    return found
 
 
 def _prune_one(el: Any, limit: float, body: Any) -> bool:
