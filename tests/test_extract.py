@@ -309,6 +309,28 @@ def test_fallback_result_that_continues_the_fast_one_is_taken() -> None:
     assert all(para in text for para in STORY)
 
 
+def test_comments_are_pruned_but_a_forum_threads_posts_are_its_content() -> None:
+    posts = "".join(
+        f'<div class="comment"><div class="comment-author">user{i}</div>'
+        f'<div class="comment-body"><p>{p}</p></div></div>'
+        for i, p in enumerate(STORY)
+    )
+    ld = (
+        '<script type="application/ld+json">{"@context": "https://schema.org", '
+        '"@type": "DiscussionForumPosting", "headline": "Harbour barrier"}</script>'
+    )
+    for forum in (True, False):
+        html = (
+            f"<html><head>{ld if forum else ''}</head><body><h1>Harbour barrier thread</h1>"
+            f"<div id='comments'>{posts}</div></body></html>"
+        ).encode()
+        try:
+            text = extract_article(html, "https://forum.example.org/t/1").text
+        except ExtractError:
+            text = ""
+        assert all((para in text) == forum for para in STORY), forum
+
+
 async def test_pool_close_does_not_wait_for_a_long_task() -> None:
     """Shutdown must fit in 10 s even while a worker is deep in a slow page."""
     pool = CpuPool(1)
