@@ -291,29 +291,47 @@ def _prune(tree: Any, forum: bool = False) -> list[Any]:
     finds and drops them itself, with regular expressions run over the whole tree; removed
     here, by the same rules, they no longer cost it that walk, nor its later ones.
     """
-    root = tree.getroottree().getroot()
     body = tree.find(".//body")
     if body is None:
-        body = root
+        body = tree
+    removed: set[Any] = set()  # lxml keeps a removed element's descendants in the document
+
+    def gone(el: Any) -> bool:
+        return any(a in removed for a in el.iterancestors())
+
     forms, kept = [], []
     limit = _text_len(body) * PRUNE_MAX_SHARE
     for el in _candidates(tree):  # document order: an element comes before its descendants
-        if el.getroottree().getroot() is not root or not _is_chrome(el):
-            continue  # already gone with an ancestor, or not chrome
+        if not _is_chrome(el) or gone(el):
+            continue
         if el.tag == "form" and el.get("role") not in PRUNE_ROLES:
             forms.append(el)
-        elif not _prune_one(el, limit, body):
+        elif _judge(el, limit, body, removed):
             kept.append(el)
     if forms:
         limit = _text_len(body) * PRUNE_MAX_SHARE
         for el in forms:
-            if el.getroottree().getroot() is root and not _prune_one(el, limit, body):
+            if not gone(el) and _judge(el, limit, body, removed):
                 kept.append(el)
     if not forum:
         for el in _comment_sections(body):
-            if el.getroottree().getroot() is root and _text_len(el) <= limit:
+            if not gone(el) and _text_len(el) <= limit:
                 _remove(el)
+                removed.add(el)
     return kept
+
+
+def _judge(el: Any, limit: float, body: Any, removed: set[Any]) -> bool:
+    """Remove chrome ``el``, or make it content; True when it stays the chrome it looks like."""
+    if (size := _text_len(el)) <= limit:
+        _remove(el)
+        removed.add(el)
+    elif size >= RETAG_MIN and 2 * _paragraphs_len(el) >= _paragraphs_len(body):
+        el.tag = "div"  # the article's container: keep trafilatura from deleting it by its tag
+        el.attrib.pop("role", None)
+    else:
+        return True
+    return False
 
 
 def _comment_sections(body: Any) -> list[Any]:
@@ -326,18 +344,6 @@ def _comment_sections(body: Any) -> list[Any]:
         ):
             found.append(el)
     return found
-
-
-def _prune_one(el: Any, limit: float, body: Any) -> bool:
-    """Prune ``el`` or make it content; False when it stays the chrome it looks like."""
-    if (size := _text_len(el)) <= limit:
-        _remove(el)
-    elif size >= RETAG_MIN and 2 * _paragraphs_len(el) >= _paragraphs_len(body):
-        el.tag = "div"  # the article's container: keep trafilatura from deleting it by its tag
-        el.attrib.pop("role", None)
-    else:
-        return False
-    return True
 
 
 def _paragraphs_len(el: Any) -> int:
