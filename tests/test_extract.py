@@ -153,6 +153,183 @@ def test_page_with_only_chrome_never_yields_chrome_text() -> None:
     assert "wildfire" not in text and "FEMA" not in text
 
 
+# --- pruning on broken or unusual markup: the article must survive -------------------------
+
+STORY = [
+    "The regional council approved the new flood barrier for the old harbour on Monday, after "
+    "three years of studies and two public consultations in the lower town.",
+    "Engineers expect the first section, a movable wall along the quay, to be finished before "
+    "the autumn storms, while the pumping station follows next spring.",
+    "Shop owners on the waterfront welcomed the decision but asked for compensation during the "
+    "months of building work, when the quay will be closed to delivery vans.",
+]
+MENU = "".join(f'<li><a href="/s{i}">Menu entry {i}</a></li>' for i in range(8))
+SIDEBAR_LINKS = (
+    '<ul><li><a href="/x">Trending sidebar story about a football transfer</a></li>'
+    '<li><a href="/y">Trending sidebar story about a celebrity wedding</a></li></ul>'
+)
+
+
+def _story_html() -> str:
+    return "".join(f"<p>{p}</p>" for p in STORY)
+
+
+def _assert_story(text: str) -> None:
+    for para in STORY:
+        assert para in text, para[:40]
+    for chrome in ("Menu entry", "Trending sidebar", "football", "Copyright"):
+        assert chrome not in text, chrome
+
+
+def test_page_wrapped_in_one_form_keeps_its_article() -> None:
+    """ASP.NET WebForms pages put the whole document in one <form>."""
+    html = (
+        '<html><body><form method="post" action="./story.aspx" id="aspnetForm">'
+        '<input type="hidden" name="__VIEWSTATE" value="abc">'
+        f'<div id="top"><nav><ul>{MENU}</ul></nav></div>'
+        f'<div id="content"><h1>Harbour barrier approved</h1>{_story_html()}</div>'
+        f'<div id="side"><aside>{SIDEBAR_LINKS}</aside></div>'
+        '<div id="bottom"><footer>Copyright Harbour Times</footer></div>'
+        "</form></body></html>"
+    ).encode()
+    _assert_story(extract_article(html, "https://news.example.org/story.aspx").text)
+
+
+def test_article_inside_an_unclosed_header_is_kept() -> None:
+    """A <header> never closed swallows the rest of the page, article included."""
+    html = (
+        '<html><body><header><div class="logo">Harbour Times</div>'
+        f"<nav><ul>{MENU}</ul></nav>"
+        f'<div class="story"><h1>Harbour barrier approved</h1>{_story_html()}</div>'
+        f"<aside>{SIDEBAR_LINKS}</aside><footer>Copyright Harbour Times</footer>"
+        "</body></html>"
+    ).encode()
+    _assert_story(extract_article(html, "https://news.example.org/unclosed").text)
+
+
+def test_role_banner_wrapping_the_content_is_kept() -> None:
+    html = (
+        '<html><body><div role="banner"><div class="brand">Harbour Times</div>'
+        f'<div role="navigation"><ul>{MENU}</ul></div>'
+        f'<div class="story">{_story_html()}</div></div>'
+        f'<div role="complementary">{SIDEBAR_LINKS}</div>'
+        '<div role="contentinfo">Copyright Harbour Times</div></body></html>'
+    ).encode()
+    _assert_story(extract_article(html, "https://news.example.org/banner").text)
+
+
+def test_article_inside_an_aside_is_not_dropped_by_trafilatura_either() -> None:
+    """An <aside> (never closed, or a theme's odd markup) holding the article: kept as content,
+    although trafilatura itself deletes every <aside>."""
+    html = (
+        f'<html><body><div class="top"><nav><ul>{MENU}</ul></nav></div>'
+        f'<div class="wrap"><aside class="sidebar"><div class="post">{_story_html()}</div>'
+        f'<nav class="sidebar-nav"><ul>{MENU}</ul></nav></aside></div>'
+        "<footer>Copyright Harbour Times</footer></body></html>"
+    ).encode()
+    _assert_story(extract_article(html, "https://news.example.org/aside").text)
+
+
+def test_a_menu_holding_most_of_the_text_stays_out() -> None:
+    """A mega menu may hold most of a page's text: it is not pruned then, but it is no article
+    either, and trafilatura still drops it."""
+    mega = "".join(
+        f'<li><a href="/t{i}">Topic {i}</a> <span>Everything about topic {i}: services, forms, '
+        f"contacts and opening hours of the office in charge</span></li>"
+        for i in range(30)
+    )
+    html = (
+        f'<html><body><nav id="mainnavigation"><ul>{mega}</ul></nav>'
+        f'<div class="story"><h1>Harbour barrier approved</h1>{_story_html()}</div>'
+        "</body></html>"
+    ).encode()
+    text = extract_article(html, "https://news.example.org/mega").text
+    _assert_story(text)
+    assert "opening hours" not in text
+
+
+def test_read_more_links_inside_the_article_are_dropped() -> None:
+    """Short blocks that are mostly a link point elsewhere ("Read more: ..."), they are not the
+    article; a paragraph with a link in it is."""
+    html = page(
+        "Harbour barrier approved",
+        [*STORY[:2], "READMORE", STORY[2]],
+    ).replace(
+        b"<p>READMORE</p>",
+        b'<p>Read more: <a href="/other">Storm damage in the lower town: the full list</a></p>'
+        b'<p>The council <a href="/minutes">published the minutes</a> of the meeting, which '
+        b"record a vote of 31 to 4 in favour of the barrier and its financing plan.</p>",
+    )
+    text = extract_article(html, "https://news.example.org/readmore").text
+    assert "Storm damage in the lower town" not in text
+    assert "published the minutes of the meeting" in text
+    for para in STORY:
+        assert para in text
+
+
+def test_a_page_that_is_a_list_of_links_keeps_its_links() -> None:
+    """When link blocks are most of the text, the links are the content (a link roundup)."""
+    items = "".join(
+        f'<li><a href="https://example.net/{i}">Roundup item {i}: a longer headline of a story '
+        f"worth reading today</a> via Example Net</li>"
+        for i in range(12)
+    )
+    html = f"<html><body><article><h1>Links of the day</h1><ul>{items}</ul></article></body></html>"
+    text = extract_article(html.encode(), "https://blog.example.org/links").text
+    assert "Roundup item 0" in text and "Roundup item 11" in text
+
+
+def test_short_article_is_not_replaced_by_longer_other_text() -> None:
+    """A short article (under THIN_TEXT) gets a second look from trafilatura's fallbacks; here
+    they pick a block of other text, four times as long, that shares nothing with the article.
+    Longer is not better: the article stays."""
+    other = "".join(
+        f"<p>Notice number {i}: this block, like the others here, is long, full of commas, "
+        "clauses, and words, so that a generic extractor scoring text density will, quite "
+        f"reasonably, prefer it to the short article above, which is what this test is about.</p>"
+        for i in range(8)
+    )
+    html = (
+        f"<html><body><div id='page'><article><h1>Quay closed</h1>{_story_html()}</article>"
+        f"<div id='notices'>{other}</div></div></body></html>"
+    ).encode()
+    text = extract_article(html, "https://news.example.org/short").text
+    _assert_story(text)
+    assert "Notice number" not in text
+
+
+def test_fallback_result_that_continues_the_fast_one_is_taken() -> None:
+    """The other way round: the fast path finds one paragraph, the fallbacks that paragraph and
+    the text after it (three times as long): more of the same text, so their result wins."""
+    html = (
+        f"<html><body><div><p>{STORY[0]}</p><div>{STORY[1]}<br>{STORY[2]}</div></div></body></html>"
+    ).encode()
+    text = extract_article(html, "https://news.example.org/odd2").text
+    assert all(para in text for para in STORY)
+
+
+def test_comments_are_pruned_but_a_forum_threads_posts_are_its_content() -> None:
+    posts = "".join(
+        f'<div class="comment"><div class="comment-author">user{i}</div>'
+        f'<div class="comment-body"><p>{p}</p></div></div>'
+        for i, p in enumerate(STORY)
+    )
+    ld = (
+        '<script type="application/ld+json">{"@context": "https://schema.org", '
+        '"@type": "DiscussionForumPosting", "headline": "Harbour barrier"}</script>'
+    )
+    for forum in (True, False):
+        html = (
+            f"<html><head>{ld if forum else ''}</head><body><h1>Harbour barrier thread</h1>"
+            f"<div id='comments'>{posts}</div></body></html>"
+        ).encode()
+        try:
+            text = extract_article(html, "https://forum.example.org/t/1").text
+        except ExtractError:
+            text = ""
+        assert all((para in text) == forum for para in STORY), forum
+
+
 async def test_pool_close_does_not_wait_for_a_long_task() -> None:
     """Shutdown must fit in 10 s even while a worker is deep in a slow page."""
     pool = CpuPool(1)
