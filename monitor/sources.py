@@ -25,11 +25,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from monitor.fetch import PAGE_ACCEPT, Fetcher
-from monitor.models import Entry, FetchError, FetchResponse, ParsedFeed, ParsedSitemap
-from monitor.parse import parse_feed
-from monitor.sectionpage import find_article_links, link_digest
+from monitor.models import Entry, FetchError, FetchResponse, ParsedFeed
 from monitor.settings import FeedConfig
-from monitor.sitemap import parse_sitemap, select_children
+from monitor.tasks import article_links, parse_feed, parse_sitemap
 from monitor.urls import strip_userinfo
 from monitor.workers import CpuPool
 
@@ -112,16 +110,22 @@ class SitemapReader:
     async def read(self, resp: FetchResponse, ctx: ReadContext) -> SourceRead:
         limit = ctx.fetcher.settings.max_bytes
         top = await ctx.pool.run(
-            PARSE_TIME_LIMIT, _sitemap, resp.body, resp.url, ctx.now, limit, key=_host(resp.url)
+            PARSE_TIME_LIMIT,
+            parse_sitemap,
+            resp.body,
+            resp.url,
+            ctx.now,
+            limit,
+            ctx.last_success,
+            SITEMAP_CHILDREN,
+            key=_host(resp.url),
         )
         hashes = [body_digest(resp.body)]
         warnings = [top.warning] if top.warning else []
         entries = list(top.entries)
         title = top.title
         if top.kind == "index":
-            for child in select_children(
-                top.children, limit=SITEMAP_CHILDREN, since=ctx.last_success
-            ):
+            for child in top.children:
                 try:
                     sub = await ctx.fetcher.get(child.url, accept=SITEMAP_ACCEPT, truncate=True)
                 except FetchError as exc:
@@ -131,11 +135,13 @@ class SitemapReader:
                 hashes.append(body_digest(sub.body))
                 part = await ctx.pool.run(
                     PARSE_TIME_LIMIT,
-                    _sitemap,
+                    parse_sitemap,
                     sub.body,
                     strip_userinfo(sub.url),
                     ctx.now,
                     limit,
+                    None,
+                    0,
                     key=_host(sub.url),
                 )
                 if part.kind == "index":  # one level only: an index of indexes is not followed
@@ -172,9 +178,9 @@ class PageReader:
         charset = None
         if "charset=" in ctype.lower():
             charset = ctype.lower().split("charset=", 1)[1].split(";")[0].strip().strip("\"'")
-        entries: list[Entry] = await ctx.pool.run(
+        entries, digest = await ctx.pool.run(
             PARSE_TIME_LIMIT,
-            _article_links,
+            article_links,
             resp.body,
             resp.url,
             ctx.feed.selector,
@@ -182,18 +188,7 @@ class PageReader:
             charset,
             key=_host(resp.url),
         )
-        return SourceRead(entries=entries, digest=link_digest(entries), format="page")
-
-
-def _sitemap(body: bytes, url: str, now: datetime, max_bytes: int) -> ParsedSitemap:
-    return parse_sitemap(body, url, now, max_bytes=max_bytes)
-
-
-def _article_links(
-    body: bytes, url: str, selector: str | None, pattern: str | None, charset: str | None
-) -> list[Entry]:
-    """In a worker: positional arguments only cross the process boundary."""
-    return find_article_links(body, url, selector=selector, pattern=pattern, charset=charset)
+        return SourceRead(entries=entries, digest=digest, format="page")
 
 
 READERS: dict[str, SourceReader] = {

@@ -74,11 +74,6 @@ def _worker_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _alarm)
-    try:  # warm the heavy imports once per worker, not per task
-        import feedparser  # noqa: F401
-        import trafilatura  # noqa: F401
-    except Exception:  # pragma: no cover - import problems surface on first use
-        pass
     while True:
         try:
             msg = conn.recv()
@@ -171,7 +166,9 @@ class CpuPool:
         self._ctx = multiprocessing.get_context("forkserver")
         # The fork server imports the heavy modules once; each worker is then a cheap fork of
         # it, so replacing a killed worker costs milliseconds, not a second of imports.
-        self._ctx.set_forkserver_preload(PRELOAD if preload is None else preload)
+        # Frozen last (monitor.forkfreeze), so the workers keep sharing those pages.
+        modules = PRELOAD if preload is None else preload
+        self._ctx.set_forkserver_preload([*modules, "monitor.forkfreeze"])
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._starting = 0  # workers being spawned (already promised to a caller)
