@@ -224,6 +224,10 @@ class PgOutbox(PgBase):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
+        *,
+        watchlist: str | None = None,
+        article_id: int | None = None,
+        offset: int = 0,
     ) -> list[AlertRecord]:
         async with self._conn() as conn:
             rows = await self._rows(
@@ -231,10 +235,20 @@ class PgOutbox(PgBase):
                 "SELECT id, watchlist, article_id, created_at, payload FROM alerts a "
                 "WHERE (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s) "
                 "AND (%(id)s::text IS NULL OR a.id = %(id)s) "
+                "AND (%(wl)s::text IS NULL OR a.watchlist = %(wl)s) "
+                "AND (%(art)s::bigint IS NULL OR a.article_id = %(art)s) "
                 "AND (NOT %(failed)s OR EXISTS (SELECT 1 FROM deliveries d "
                 "     WHERE d.alert_id = a.id AND d.state = 'failed')) "
-                "ORDER BY a.created_at DESC, a.id LIMIT %(limit)s",
-                {"since": since, "failed": failed_only, "limit": limit, "id": alert_id},
+                "ORDER BY a.created_at DESC, a.id LIMIT %(limit)s OFFSET %(offset)s",
+                {
+                    "since": since,
+                    "failed": failed_only,
+                    "limit": limit,
+                    "offset": max(0, offset),
+                    "id": alert_id,
+                    "wl": watchlist,
+                    "art": article_id,
+                },
             )
             deliveries = await self._rows(
                 conn,

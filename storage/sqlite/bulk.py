@@ -73,5 +73,7 @@ class SQLiteBulk(SQLiteBase):
 
     async def clear_all(self) -> None:
         async with self._write() as db:
+            await db.execute("DELETE FROM feed_events")
+            await db.execute("DELETE FROM poll_hours")
             for table in reversed(list(TABLES)):
                 await db.execute(f"DELETE FROM {table}")

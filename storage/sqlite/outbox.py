@@ -269,6 +269,10 @@ class SQLiteOutbox(SQLiteBase):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
+        *,
+        watchlist: str | None = None,
+        article_id: int | None = None,
+        offset: int = 0,
     ) -> list[AlertRecord]:
         """Alerts newest first with their deliveries (no payload on those: it is on the alert).
 
@@ -280,14 +284,19 @@ class SQLiteOutbox(SQLiteBase):
                     "SELECT id, watchlist, article_id, created_at, payload FROM alerts a "
                     "WHERE (:since IS NULL OR a.created_at >= :since) "
                     "AND (:id IS NULL OR a.id = :id) "
+                    "AND (:wl IS NULL OR a.watchlist = :wl) "
+                    "AND (:art IS NULL OR a.article_id = :art) "
                     "AND (NOT :failed OR EXISTS (SELECT 1 FROM deliveries d "
                     "     WHERE d.alert_id = a.id AND d.state = 'failed')) "
-                    "ORDER BY a.created_at DESC, a.id LIMIT :limit",
+                    "ORDER BY a.created_at DESC, a.id LIMIT :limit OFFSET :offset",
                     {
                         "since": opt_time(since),
                         "failed": failed_only,
                         "limit": limit,
+                        "offset": max(0, offset),
                         "id": alert_id,
+                        "wl": watchlist,
+                        "art": article_id,
                     },
                 )
             )
