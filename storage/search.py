@@ -339,7 +339,14 @@ def marks_in(text: str, pattern: re.Pattern[str] | None) -> tuple[tuple[int, int
     """Where the query's terms occur in ``text`` (for a title, or a snippet)."""
     if pattern is None or not text:
         return ()
-    return tuple(m.span() for m in pattern.finditer(text))
+    spans: list[tuple[int, int]] = []
+    for m in pattern.finditer(text):
+        a, b = m.span()
+        if spans and not text[spans[-1][1] : a].strip():
+            spans[-1] = (spans[-1][0], b)  # "evacuation order": one mark, not two
+        else:
+            spans.append((a, b))
+    return tuple(spans)
 
 
 def make_snippet(
