@@ -29,6 +29,7 @@ log = get_logger("feedwatch")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_ATTENTION = 0, 1, 2, 3
 READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo", "search")
+# `web` logs at info (its address, logins, re-queues) but, like them, never creates a database.
 
 
 class CliError(Exception):
@@ -160,6 +161,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     se.add_argument("--json", action="store_true", help="machine-readable output")
 
+    sub.add_parser(
+        "web",
+        parents=[common],
+        help="serve the dashboard over the database alone (server: settings; default "
+        "127.0.0.1:9308) until stopped",
+        description="The dashboard without the daemon: pages read the database read-only; "
+        "re-queueing an alert writes it. Listens on server.listen (127.0.0.1:9308 when the "
+        "config has no server: block); beyond loopback it needs server.token.",
+    )
+
     en = sub.add_parser("enable", parents=[common], help="re-enable a feed disabled after 410 Gone")
     en.add_argument("feed", help="the feed's name or URL")
 
@@ -278,6 +289,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_enable(cfg, args.feed)
     if cmd == "search":
         return await cmd_search(cfg, args)
+    if cmd == "web":
+        return await cmd_web(cfg)
     if cmd == "test-alert":
         return await cmd_test_alert(cfg, args.channel)
     if cmd == "try":
@@ -685,6 +698,35 @@ async def _alerts_retry(cfg: Config, args: argparse.Namespace) -> int:
         "`feedwatch run`) sends them"
     )
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- web
+
+
+async def cmd_web(cfg: Config) -> int:
+    from monitor.daemon import install_signal_handlers
+    from monitor.settings import ServerSettings
+    from monitor.web.serve import serve
+    from storage import database_exists
+
+    if not database_exists(cfg.storage.url):
+        raise CliError(
+            f"no database yet at {cfg.storage.url} (`feedwatch run` or `feedwatch demo --keep "
+            "DIR` creates one)"
+        )
+    settings = cfg.server or ServerSettings()
+    host = settings.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+
+    def listening(port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"feedwatch web: http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+
+    try:
+        return await serve(cfg, stop, listening)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------- search
