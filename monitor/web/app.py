@@ -46,6 +46,7 @@ STATIC = {
     "icon.svg": "image/svg+xml",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FORM: web.RequestKey[Any] = web.RequestKey("form", object)  # the checked POST form
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Dashboard:
                     why = self.guard.check_post(request, str(form.get("csrf", "")))
                     if why is not None:
                         raise Page(403, why)
-                    request["form"] = form
+                    request[FORM] = form
                 response = await handler(request)
             except Page as exc:
                 response = self._render(
@@ -369,7 +370,7 @@ class Dashboard:
         )
 
     async def retry(self, request: web.Request) -> web.StreamResponse:
-        form = request["form"]
+        form = request[FORM]
         alert_id = str(form.get("alert", "")) or None
         every_failed = form.get("all_failed") == "1"
         if alert_id is None and not every_failed:
@@ -492,7 +493,7 @@ class Dashboard:
         tried: dict[str, Any] | None = None
         form: dict[str, str] = {"url": "", "text": ""}
         if request.method == "POST":
-            post = request["form"]
+            post = request[FORM]
             form = {"url": str(post.get("url", "")).strip(), "text": str(post.get("text", ""))}
             tried = await self._try(wl, form["url"], form["text"])
         recent = await self.backend.storage.list_alerts(watchlist=name, limit=20)
@@ -505,6 +506,10 @@ class Dashboard:
 
     async def _try(self, wl: Watchlist, url: str, text: str) -> dict[str, Any]:
         """The try box: a URL (fetched with the SSRF guard) or pasted text, explained."""
+        out = await self._try_one(wl, url, text)
+        return {"error": None, "source": None, "title": None, "result": None, **out}
+
+    async def _try_one(self, wl: Watchlist, url: str, text: str) -> dict[str, Any]:
         if url and text.strip():
             return {"error": "give a URL or paste text, not both"}
         if url:
@@ -544,7 +549,7 @@ class Dashboard:
         error = None
         if request.method == "POST":
             client = request.remote or "?"
-            form = request["form"]
+            form = request[FORM]
             nxt = _local_path(str(form.get("next", "")), "/")
             if not self.guard.login_allowed(client):
                 raise Page(429, "too many failed logins: wait a minute")
