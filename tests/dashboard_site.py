@@ -21,7 +21,9 @@ from tests.hostile_server import HostileServer
 from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import Reply, WebhookReceiver
 
-SECRET = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw=="  # base64 "secret-signing-key-for-tests"
+SECRET = (
+    "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw=="
+)  # base64 "secret-signing-key-for-tests"
 HEADER_SECRET = "hdr-secret-value-9f8e7d6c"
 XSS_TITLE = "<script>window.pwned=1</script> Evacuation order <b>bold</b>"
 KNOWN = "Wildfire forces evacuation order in the hill villages"
