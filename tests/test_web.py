@@ -92,7 +92,7 @@ async def test_every_page_renders_and_hostile_text_stays_text(web_ui: Web) -> No
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
         assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
-        assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
         assert SECRET not in html and HEADER_SECRET not in html
         assert len(re.findall(r"<script\b", html)) == 1  # only /static/app.js
     _, html, _ = await web_ui.get("/articles?q=pwned")
