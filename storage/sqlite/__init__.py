@@ -45,12 +45,6 @@ class SQLiteStorage(
     rebuilds it.
     """
 
-    def __init__(
-        self, path: str | Path, *, identity: str | None = None, search_index: bool = True
-    ) -> None:
-        super().__init__(path, identity=identity)
-        self._search_index = search_index
-
     async def open(self, role: Role = "command") -> None:
         first = self._db is None
         await super().open(role)

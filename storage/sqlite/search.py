@@ -28,8 +28,15 @@ _HIT_COLUMNS = (
     f"a.url, a.published, a.fetched_at, substr(a.summary, 1, {SNIPPET_SOURCE_CHARS}) AS summary, "
     f"substr(a.body, 1, {SNIPPET_SOURCE_CHARS}) AS body"
 )
-# What keeps the index current (0006): dropped by ``search_index=False``, restored on open.
-INDEX_OBJECTS = ("articles_fts_insert", "articles_fts_delete", "articles_fts_update")
+# What keeps the index current on update and delete (0006): dropped by ``search_index=False``,
+# restored on open. New articles are indexed by the statements below (one per batch).
+INDEX_OBJECTS = ("articles_fts_delete", "articles_fts_update")
+_INDEX_SELECT = (
+    "INSERT INTO articles_fts (rowid, title, summary, body) "
+    "SELECT id, title, summary, CASE WHEN body = summary THEN '' ELSE body END FROM articles"
+)
+INDEX_FROM_ID = f"{_INDEX_SELECT} WHERE id >= ?"  # add_articles: the ids it just handed out
+INDEX_IDS = f"{_INDEX_SELECT} WHERE id IN (SELECT value FROM json_each(?))"  # import_rows
 
 
 def _index_statements() -> list[str]:
@@ -69,7 +76,8 @@ class SQLiteSearch(SQLiteBase):
                     await db.execute(f"DROP TRIGGER {name}")
                 for statement in _index_statements():
                     await db.execute(statement)
-                await db.execute("INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')")
+                await db.execute("INSERT INTO articles_fts (articles_fts) VALUES ('delete-all')")
+                await db.execute(_INDEX_SELECT)
                 log.info("search index rebuilt path=%s", self.path)
             elif not enabled:
                 for name in present:
