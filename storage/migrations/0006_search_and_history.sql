@@ -10,6 +10,10 @@ CREATE VIRTUAL TABLE articles_fts USING fts5 (
     content = 'articles', content_rowid = 'id',
     tokenize = 'unicode61 remove_diacritics 2'
 );
+-- Merge index segments in bigger steps (the defaults are 4 and 16): a third less CPU per
+-- stored article, searches as fast (bench/search.py).
+INSERT INTO articles_fts (articles_fts, rank) VALUES ('automerge', 16);
+INSERT INTO articles_fts (articles_fts, rank) VALUES ('crisismerge', 64);
 INSERT INTO articles_fts (rowid, title, summary, body)
     SELECT id, title, summary, CASE WHEN body = summary THEN '' ELSE body END FROM articles;
 CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN
