@@ -95,6 +95,8 @@ class Dashboard:
         token = settings.token.get_secret_value() if settings.token else None
         self.guard = Guard(token, loopback_only=token is None and _loopback_listen(host))
         self.env = environment()
+        self._keys_by_id: dict[int, str] = {}
+        self._by_key: tuple[Config | None, dict[str, FeedConfig]] = (None, {})
         self._static = {
             name: (resources.files("monitor.web").joinpath("static", name).read_bytes(), ctype)
             for name, ctype in STATIC.items()
@@ -180,9 +182,27 @@ class Dashboard:
         states = await self.backend.storage.list_feeds([feed_key(f.url) for f in cfg.feeds])
         return {s.key: s for s in states}
 
-    def _feed_rows(self, states: dict[str, FeedState]) -> list[dict[str, Any]]:
+    async def _feed_key(self, feed_id: int) -> str | None:
+        """A stored feed's key by its id (ids never change: remembered, refreshed on a miss)."""
+        if feed_id not in self._keys_by_id:
+            self._keys_by_id = {s.id: s.key for s in await self.backend.storage.list_feeds()}
+        return self._keys_by_id.get(feed_id)
+
+    async def _configured(self, feed_id: int) -> tuple[FeedConfig, FeedState] | None:
+        """The configured feed with this id and its state, without loading every feed."""
+        key = await self._feed_key(feed_id)
+        cfg = self._cfg()
+        if self._by_key[0] is not cfg:  # the daemon swaps in a new Config on reload
+            self._by_key = (cfg, {feed_key(f.url): f for f in cfg.feeds})
+        feed = self._by_key[1].get(key) if key else None
+        state = await self.backend.storage.get_feed(key) if key and feed else None
+        return (feed, state) if feed is not None and state is not None else None
+
+    def _feed_rows(
+        self, states: dict[str, FeedState], feeds: list[FeedConfig] | None = None
+    ) -> list[dict[str, Any]]:
         rows = []
-        for feed in self._cfg().feeds:
+        for feed in self._cfg().feeds if feeds is None else feeds:
             st = states.get(feed_key(feed.url))
             disabled = (not feed.enabled) or bool(st and st.disabled)
             if disabled:
@@ -209,10 +229,6 @@ class Dashboard:
                 }
             )
         return rows
-
-    def _feed_of(self, states: dict[str, FeedState]) -> dict[int, FeedConfig]:
-        by_key = {feed_key(f.url): f for f in self._cfg().feeds}
-        return {s.id: by_key[k] for k, s in states.items() if k in by_key}
 
     # ------------------------------------------------------------------ overview
     async def overview(self, request: web.Request) -> web.Response:
@@ -313,12 +329,12 @@ class Dashboard:
 
     async def feed(self, request: web.Request) -> web.Response:
         feed_id = int(request.match_info["id"])
-        states = await self._states()
-        rows = {r["id"]: r for r in self._feed_rows(states) if r["id"] is not None}
-        row = rows.get(feed_id)
-        if row is None:
+        found = await self._configured(feed_id)
+        if found is None:
             raise Page(404, "no configured feed with this id")
-        key = next(k for k, s in states.items() if s.id == feed_id)
+        feed, state = found
+        key = state.key
+        [row] = self._feed_rows({key: state}, [feed])
         page = _int(request.query.get("page"), 1)
         st = self.backend.storage
         articles = await st.search_articles(
@@ -332,7 +348,7 @@ class Dashboard:
             "feed.html",
             {
                 "row": row,
-                "state": states[key],
+                "state": state,
                 "events": await st.feed_events(feed_id, limit=50),
                 "articles": articles[:ARTICLES_PER_PAGE],
                 "has_next": len(articles) > ARTICLES_PER_PAGE,
@@ -445,8 +461,8 @@ class Dashboard:
         art = await st.get_article(article_id)
         if art is None:
             raise Page(404, "no stored article with this id")
-        states = await self._states()
-        feed = self._feed_of(states).get(art.feed_id)
+        found = await self._configured(art.feed_id)
+        feed = found[0] if found else None
         from monitor.pipeline import article_document
 
         doc = article_document(
