@@ -28,8 +28,7 @@ from monitor.settings import Config, ConfigError, load_config, parse_duration
 log = get_logger("feedwatch")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_ATTENTION = 0, 1, 2, 3
-READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo", "search")
-# `web` logs at info (its address, logins, re-queues) but, like them, never creates a database.
+READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo", "search", "web")
 
 
 class CliError(Exception):
