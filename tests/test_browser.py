@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,17 +135,3 @@ def test_pages_fit_a_phone(site: Site) -> None:
             assert overflow <= 1, (path, overflow)
     finally:
         close(phone)
-
-
-def test_screenshots_when_asked(browser: Any, site: Site, request: pytest.FixtureRequest) -> None:
-    """``FEEDWATCH_SCREENSHOTS=DIR``: a PNG of each page of this test site (docs use the demo's:
-    ``python -m tests.screenshots``)."""
-    import os
-
-    target = os.environ.get("FEEDWATCH_SCREENSHOTS")
-    if not target:
-        pytest.skip("set FEEDWATCH_SCREENSHOTS=DIR to save screenshots")
-    Path(target).mkdir(parents=True, exist_ok=True)
-    for name, path in [("overview", "/"), ("feeds", "/feeds"), ("alerts", "/alerts")]:
-        visit(browser, site, path)
-        assert browser.save_screenshot(str(Path(target) / f"test-{name}.png"))
