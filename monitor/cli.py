@@ -28,7 +28,7 @@ from monitor.settings import Config, ConfigError, load_config, parse_duration
 log = get_logger("feedwatch")
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_ATTENTION = 0, 1, 2, 3
-READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo")
+READ_ONLY = ("check", "status", "alerts", "try", "test-alert", "demo", "search", "web")
 
 
 class CliError(Exception):
@@ -134,6 +134,41 @@ def _parser() -> argparse.ArgumentParser:
         "action", nargs="?", choices=["retry"], help="retry: re-queue one alert, or all --failed"
     )
     al.add_argument("alert_id", nargs="?", help="with retry: the alert's id (msg_...)")
+
+    se = sub.add_parser(
+        "search",
+        parents=[common],
+        help="full-text search of stored articles, ranked, with snippets (exit 3 if none)",
+        description='Query syntax: words, "exact phrases", prefix*, AND (implied), OR, NOT or '
+        "-word, parentheses. Case and accents are ignored. See docs/search.md.",
+    )
+    se.add_argument(
+        "query", metavar="QUERY", help="what to find, e.g. '\"evacuation order\" NOT drill'"
+    )
+    se.add_argument(
+        "--feed", action="append", default=[], metavar="NAME",
+        help="only articles of this feed (its name or URL in the config); repeatable",
+    )  # fmt: skip
+    se.add_argument(
+        "--tag", action="append", default=[], metavar="T",
+        help="only articles of feeds with this tag; repeatable (with --feed: either)",
+    )  # fmt: skip
+    se.add_argument("--watchlist", "-w", metavar="W", help="only articles this watchlist alerted")
+    se.add_argument("--since", metavar="AGE", help="only articles stored in this period (e.g. 7d)")
+    se.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="show at most N (default 20, max 1000)"
+    )
+    se.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser(
+        "web",
+        parents=[common],
+        help="serve the dashboard over the database alone (server: settings; default "
+        "127.0.0.1:9308) until stopped",
+        description="The dashboard without the daemon: pages read the database read-only; "
+        "re-queueing an alert writes it. Listens on server.listen (127.0.0.1:9308 when the "
+        "config has no server: block); beyond loopback it needs server.token.",
+    )
 
     en = sub.add_parser("enable", parents=[common], help="re-enable a feed disabled after 410 Gone")
     en.add_argument("feed", help="the feed's name or URL")
@@ -265,6 +300,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await cmd_alerts(cfg, args)
     if cmd == "enable":
         return await cmd_enable(cfg, args.feed)
+    if cmd == "search":
+        return await cmd_search(cfg, args)
+    if cmd == "web":
+        return await cmd_web(cfg)
     if cmd == "test-alert":
         return await cmd_test_alert(cfg, args.channel)
     if cmd == "migrate-storage":
@@ -744,6 +783,133 @@ async def cmd_migrate_storage(cfg: Config, to: str, *, replace: bool) -> int:
     print("Now change one line of your config (then restart the daemons):")
     print(f"  storage:\n    url: {mask_url(to).replace(':***@', ':${PGPASSWORD}@')}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- web
+
+
+async def cmd_web(cfg: Config) -> int:
+    from monitor.daemon import install_signal_handlers
+    from monitor.settings import ServerSettings
+    from monitor.web.serve import serve
+    from storage import database_exists
+
+    if not database_exists(cfg.storage.url):
+        raise CliError(
+            f"no database yet at {cfg.storage.url} (`feedwatch run` or `feedwatch demo --keep "
+            "DIR` creates one)"
+        )
+    settings = cfg.server or ServerSettings()
+    host = settings.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+
+    def listening(port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"feedwatch web: http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+
+    try:
+        return await serve(cfg, stop, listening)
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------- search
+
+
+async def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
+    from monitor.feeds import UnknownFeed, select_feeds
+    from storage.search import QueryError, parse_query
+
+    try:
+        parse_query(args.query)
+    except QueryError as exc:
+        raise CliError(f"search: {exc}") from None
+    try:
+        keys = select_feeds(cfg.feeds, args.feed, args.tag)
+    except UnknownFeed as exc:
+        raise CliError(f"search: {exc}") from None
+    if args.watchlist and args.watchlist not in {w.name for w in cfg.watchlists}:
+        names = ", ".join(w.name for w in cfg.watchlists) or "none configured"
+        raise CliError(f"search: no watchlist named {args.watchlist!r} (watchlists: {names})")
+    if not 1 <= args.limit <= 1000:
+        raise CliError("search: --limit must be between 1 and 1000")
+    try:
+        since = (
+            datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+            if args.since
+            else None
+        )
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    storage = await _open_existing(cfg)
+    if storage is None:
+        if args.json:
+            print(json.dumps({"query": args.query, "results": []}, indent=2))
+        return attention(f"no database yet at {cfg.storage.url}: nothing stored to search")
+    try:
+        hits = await storage.search_articles(
+            args.query, feed_keys=keys, watchlist=args.watchlist, since=since, limit=args.limit
+        )
+    finally:
+        await storage.close()
+    if args.json:
+        out = [
+            {
+                "id": h.article_id,
+                "title": h.title,
+                "url": h.url,
+                "feed": h.feed_name,
+                "published": _iso(h.published),
+                "fetched_at": _iso(h.fetched_at),
+                "rank": round(h.rank, 6),
+                "snippet": h.snippet,
+                "highlights": [list(m) for m in h.marks],
+                "watchlists": list(h.watchlists),
+            }
+            for h in hits
+        ]
+        print(json.dumps({"query": args.query, "results": out}, indent=2, ensure_ascii=False))
+    else:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        for n, h in enumerate(hits, 1):
+            print(f"{n}. {_marked(h.title, h.title_marks, color)}")
+            meta = [_line(h.feed_name or "?")]
+            when = h.published or h.fetched_at
+            meta.append(when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+            if h.watchlists:
+                meta.append("alerted: " + ", ".join(_line(w) for w in h.watchlists))
+            print("   " + " · ".join(meta))
+            if h.url:
+                print(f"   {_line(h.url, 2000)}")
+            if h.snippet:
+                print(f"   {_marked(h.snippet, h.marks, color)}")
+    if not hits:
+        return attention(f"no stored article matches {_line(args.query)!r}")
+    if not args.json:
+        more = " (the first --limit)" if len(hits) == args.limit else ""
+        print(f"\n{len(hits)} article{'s' if len(hits) != 1 else ''} found{more}")
+    return EXIT_OK
+
+
+def _marked(text: str, marks: Sequence[tuple[int, int]], color: bool) -> str:
+    """``text`` as one printable line with its marked spans bold (a terminal) or [bracketed]."""
+
+    def plain(seg: str) -> str:
+        cleaned = _line(seg)
+        if not cleaned:
+            return " " if seg else ""
+        lead = " " if seg[:1].isspace() else ""
+        return lead + cleaned + (" " if seg[-1:].isspace() else "")
+
+    out, pos = [], 0
+    for a, b in marks:
+        out.append(plain(text[pos:a]))
+        found = _line(text[a:b])
+        out.append(f"\033[1;33m{found}\033[0m" if color else f"[{found}]")
+        pos = b
+    out.append(plain(text[pos:]))
+    return "".join(out).strip()
 
 
 # ---------------------------------------------------------------------- test-alert

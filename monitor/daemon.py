@@ -350,8 +350,11 @@ class Daemon:
     # ------------------------------------------------------------------ HTTP probes
     def _probes(self) -> Any:
         from monitor.server import Probes
+        from monitor.web import Dashboard, daemon_backend, mount
 
-        return Probes(health=self.health, ready=self.readiness, metrics=self.render_metrics)
+        assert self.cfg.server is not None
+        probes = Probes(health=self.health, ready=self.readiness, metrics=self.render_metrics)
+        return mount(probes, Dashboard(daemon_backend(self), self.cfg.server))
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while the loop runs (this answers) and storage answers and takes writes."""

@@ -37,3 +37,28 @@ def feed_health(state: FeedState) -> str:
     if state.disabled:
         return "disabled"
     return "failing" if state.error_count else "ok"
+
+
+class UnknownFeed(ValueError):
+    """A feed name or tag the config does not have."""
+
+
+def select_feeds(feeds: list[FeedConfig], names: list[str], tags: list[str]) -> list[str] | None:
+    """The keys of the configured feeds given by name (or URL) or by tag, for search filters;
+    None when neither is given (every feed). An unknown name or tag is an ``UnknownFeed``."""
+    from monitor.urls import feed_key
+
+    if not names and not tags:
+        return None
+    keys: dict[str, None] = {}
+    for name in names:
+        found = [f for f in feeds if name in (f.name, f.url, feed_key(f.url))]
+        if not found:
+            raise UnknownFeed(f"no configured feed named {name!r} (give its name or URL)")
+        keys.update((feed_key(f.url), None) for f in found)
+    for tag in tags:
+        found = [f for f in feeds if tag in f.tags]
+        if not found:
+            raise UnknownFeed(f"no configured feed has the tag {tag!r}")
+        keys.update((feed_key(f.url), None) for f in found)
+    return list(keys)

@@ -1,4 +1,5 @@
-"""The daemon's HTTP server: ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``.
+"""The daemon's HTTP server: ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``, and the
+dashboard's routes (``monitor/web``) when it is mounted.
 
 Opt-in with a ``server:`` block. It listens on 127.0.0.1 unless told otherwise; listening on
 any other address needs ``server.token``, sent as ``Authorization: Bearer <token>``. The two
@@ -14,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -34,6 +36,12 @@ class Probes:
     ready: Callable[[], tuple[bool, str]]
     metrics: Callable[[], Awaitable[bytes]] | None = None
     extra_routes: list[web.RouteDef] = field(default_factory=list)
+    # The dashboard's second way in, for browsers: paths open without the token (its login
+    # page and stylesheet), a check of its signed session cookie, and where to send a browser
+    # that has neither (instead of a bare 401).
+    open_paths: frozenset[str] = frozenset()
+    authorize: Callable[[web.Request], bool] | None = None
+    login_path: str | None = None
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -49,10 +57,19 @@ def build_app(settings: ServerSettings, probes: Probes) -> web.Application:
     async def auth(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if token is not None and request.path not in OPEN_PATHS:
+        if (
+            token is not None
+            and request.path not in OPEN_PATHS
+            and request.path not in probes.open_paths
+        ):
             given = request.headers.get("Authorization", "")
             scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+            bearer = scheme.lower() == "bearer" and hmac.compare_digest(
+                value.strip().encode(), token
+            )
+            if not bearer and not (probes.authorize is not None and probes.authorize(request)):
+                if probes.login_path and request.method == "GET" and request.path != "/metrics":
+                    raise web.HTTPSeeOther(f"{probes.login_path}?next={quote(request.path_qs)}")
                 return web.Response(
                     status=401,
                     text="a bearer token is required (Authorization: Bearer <server.token>)\n",

@@ -117,7 +117,7 @@ def _read_file(src: str) -> tuple[bytes, str]:
     return path.read_bytes(), path.resolve().as_uri()
 
 
-async def _load_source(
+async def load_source(
     src: str, fetcher: Fetcher | None, pool: CpuPool, timeout: float
 ) -> tuple[str, str]:
     """(title, body text) of a URL or a local file (HTML is extracted, text read as is)."""
@@ -152,7 +152,7 @@ async def _try_sources(
             await fetcher.__aenter__()
         for src in sources:
             try:
-                title, body = await _load_source(src, fetcher, pool, cfg.extraction.timeout)
+                title, body = await load_source(src, fetcher, pool, cfg.extraction.timeout)
             except FetchError as exc:
                 out.append(TryResult(src, error=f"fetch failed: {exc}"))
                 continue

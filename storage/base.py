@@ -217,6 +217,46 @@ class StoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One article found by ``search_articles``, with a snippet to show."""
+
+    article_id: int
+    feed_id: int
+    feed_key: str
+    feed_name: str | None
+    title: str
+    url: str | None
+    published: datetime | None
+    fetched_at: datetime
+    rank: float  # higher is better; 0.0 when listing without a query
+    snippet: str  # plain text, about 200 characters, "…" where cut
+    marks: tuple[tuple[int, int], ...] = ()  # [start, end) of each query term in ``snippet``
+    title_marks: tuple[tuple[int, int], ...] = ()  # the same in ``title``
+    watchlists: tuple[str, ...] = ()  # watchlists that alerted on this article
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One failed poll of a feed (``feed_events``: the newest 50 per feed are kept)."""
+
+    feed_id: int
+    at: datetime
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityHour:
+    """What happened in one hour (``hour`` is its start): for the dashboard's chart."""
+
+    hour: datetime
+    polls: int = 0
+    poll_errors: int = 0
+    new_articles: int = 0
+    alerts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonInfo:
     """One daemon process registered in the database (``register_daemon``)."""
 
@@ -384,7 +424,10 @@ class Storage(Protocol):
         """
 
     async def update_feed(self, feed_id: int, update: FeedUpdate) -> None:
-        """Record a poll's outcome: sets ``last_polled_by`` to ``identity``, clears the lease."""
+        """Record a poll's outcome: sets ``last_polled_by`` to ``identity``, clears the lease.
+
+        The poll is counted in its hour (``activity``); a failed one (``ok`` False) is also
+        kept in the feed's error history (``feed_events``)."""
 
     async def update_feeds(self, updates: list[tuple[int, FeedUpdate]]) -> None:
         """Apply many polls' outcomes (``update_feed`` each) in one transaction: all or none."""
@@ -433,7 +476,37 @@ class Storage(Protocol):
 
     async def prune_text(self, before: datetime, batch: int = 5000) -> int:
         """Drop the body and summary of articles fetched before ``before``; keep their identity
-        (GUID, canonical URL, title) so a reappearing old story never alerts twice."""
+        (GUID, canonical URL, title) so a reappearing old story never alerts twice. The search
+        index follows: a pruned article is found by its title only."""
+
+    # -- search and the dashboard's reads
+    async def search_articles(
+        self,
+        query: str | None,
+        *,
+        feed_keys: list[str] | None = None,
+        watchlist: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[SearchHit]:
+        """Articles matching ``query`` (``storage.search`` syntax), best first; without a
+        query (None or blank), every article, newest first. Filters: fetched at or after
+        ``since``, in one of ``feed_keys``, alerted by ``watchlist``. A malformed query raises
+        ``storage.search.QueryError`` (never a database error)."""
+
+    async def feed_events(self, feed_id: int, limit: int = 50) -> list[FeedEvent]:
+        """A feed's failed polls, newest first (every failed ``update_feed(s)`` writes one)."""
+
+    async def activity(self, since: datetime, until: datetime) -> list[ActivityHour]:
+        """Every hour from ``since``'s to the one before ``until``'s: polls and failed polls
+        recorded by ``update_feed(s)``, articles stored and alerts created in it."""
+
+    async def alert_counts(self, since: datetime | None = None) -> dict[str, int]:
+        """Alerts per watchlist (created at or after ``since``)."""
+
+    async def delivery_counts(self) -> dict[str, int]:
+        """Outbox rows per state (pending, in_flight, delivered, failed; zero ones included)."""
 
     # -- outbox
     async def claim_deliveries(
@@ -498,10 +571,15 @@ class Storage(Protocol):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
+        *,
+        watchlist: str | None = None,
+        article_id: int | None = None,
+        offset: int = 0,
     ) -> list[AlertRecord]:
         """Story alerts (``match``) newest first, each with its deliveries and its ``copies``
         (the ``also_reported`` alerts attached to it, with theirs). ``failed_only``: a channel
-        of the alert or of one of its copies failed."""
+        of the alert or of one of its copies failed. ``article_id``: that article's alerts,
+        of either kind (a copy's article has only its ``also_reported`` alert)."""
 
     async def requeue(
         self, alert_id: str | None = None, failed: bool = False, now: datetime | None = None

@@ -265,7 +265,16 @@ async def run_demo(keep: Path | None = None) -> int:
                 file=out,
             )
             if keep is not None:
-                print(f"database kept in {workdir / 'demo.db'}", file=out)
+                kept = workdir / "feedwatch.yaml"
+                kept.write_text(
+                    "# Written by `feedwatch demo --keep`. The demo served its feeds on a port\n"
+                    "# that is closed now: `feedwatch web`, `search`, `status` and `alerts` read\n"
+                    "# what the demo stored; `feedwatch run` would find the feeds gone.\n"
+                    + text.replace(str(workdir / "demo.db"), "demo.db"),
+                    encoding="utf-8",
+                )
+                print(f"database kept in {workdir / 'demo.db'}, its config in {kept}", file=out)
+                print(f"see it in a browser: feedwatch web --config {kept}", file=out)
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

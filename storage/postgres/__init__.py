@@ -15,9 +15,10 @@ from storage.postgres.daemons import PgDaemons
 from storage.postgres.feeds import PgFeeds
 from storage.postgres.migrate import LATEST_VERSION, MIGRATIONS
 from storage.postgres.outbox import PgOutbox
+from storage.postgres.search import PgSearch
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "PostgresStorage"]
 
 
-class PostgresStorage(PgFeeds, PgArticles, PgOutbox, PgDaemons, PgBulk):
+class PostgresStorage(PgFeeds, PgArticles, PgOutbox, PgDaemons, PgBulk, PgSearch):
     """``Storage`` on a PostgreSQL database. Safe to share between the tasks of one event loop."""

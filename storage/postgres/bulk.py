@@ -69,4 +69,8 @@ class PgBulk(PgBase):
 
     async def clear_all(self) -> None:
         async with self._conn() as conn:
-            await self._run(conn, f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY", None)
+            await self._run(
+                conn,
+                f"TRUNCATE {', '.join(TABLES)}, feed_events, poll_hours RESTART IDENTITY",
+                None,
+            )

@@ -83,11 +83,24 @@ def _update_statement(
         types += ["bool", _FIELD_TYPES[name]]
         sets.append(f"{name} = CASE WHEN u.set_{name} THEN u.{name} ELSE f.{name} END")
     arrays = ", ".join(f"%({c})s::{ty}[]" for c, ty in zip(columns, types, strict=True))
+    # The same statement counts the polls in their hour and keeps the failed ones in
+    # feed_events, trimmed to about the newest 50 per feed: still one round trip per batch.
     sql = (
-        f"UPDATE feeds f SET {', '.join(sets)} "
+        f"WITH upd AS (UPDATE feeds f SET {', '.join(sets)} "
         f"FROM unnest({arrays}) AS u({', '.join(columns)}) "
         "WHERE f.id = u.id AND (SELECT count(*) FROM feeds WHERE id = ANY(%(id)s::bigint[])) = %(n)s "
-        "RETURNING f.id"
+        "RETURNING f.id, u.ok, u.last_poll, u.http_status, u.error), "
+        "ev AS (INSERT INTO feed_events (feed_id, at, http_status, error) "
+        "  SELECT id, last_poll, http_status, error FROM upd WHERE NOT ok RETURNING feed_id), "
+        "trimmed AS (DELETE FROM feed_events e WHERE e.feed_id IN (SELECT feed_id FROM ev) "
+        "  AND e.id <= (SELECT x.id FROM feed_events x WHERE x.feed_id = e.feed_id "
+        "               ORDER BY x.id DESC OFFSET 49 LIMIT 1) RETURNING 1), "
+        "hours AS (INSERT INTO poll_hours (hour, polls, errors) "
+        "  SELECT date_trunc('hour', last_poll), count(*), count(*) FILTER (WHERE NOT ok) "
+        "  FROM upd GROUP BY 1 ON CONFLICT (hour) DO UPDATE SET "
+        "  polls = poll_hours.polls + excluded.polls, errors = poll_hours.errors + excluded.errors "
+        "  RETURNING 1) "
+        "SELECT id FROM upd"
     )
     return sql, params
 

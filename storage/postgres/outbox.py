@@ -224,6 +224,10 @@ class PgOutbox(PgBase):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
+        *,
+        watchlist: str | None = None,
+        article_id: int | None = None,
+        offset: int = 0,
     ) -> list[AlertRecord]:
         cols = "id, watchlist, article_id, created_at, payload, kind, story_alert_id"
         async with self._conn() as conn:
@@ -231,12 +235,23 @@ class PgOutbox(PgBase):
                 conn,
                 f"SELECT {cols} FROM alerts a "
                 "WHERE (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s) "
-                "AND (CASE WHEN %(id)s::text IS NULL THEN a.kind = 'match' ELSE a.id = %(id)s END) "
+                "AND (CASE WHEN %(id)s::text IS NOT NULL THEN a.id = %(id)s "
+                "     WHEN %(art)s::bigint IS NOT NULL THEN a.article_id = %(art)s "
+                "     ELSE a.kind = 'match' END) "
+                "AND (%(wl)s::text IS NULL OR a.watchlist = %(wl)s) "
                 "AND (NOT %(failed)s OR EXISTS (SELECT 1 FROM deliveries d "
                 "     WHERE d.state = 'failed' AND (d.alert_id = a.id OR d.alert_id IN "
                 "     (SELECT c.id FROM alerts c WHERE c.story_alert_id = a.id)))) "
-                "ORDER BY a.created_at DESC, a.id LIMIT %(limit)s",
-                {"since": since, "failed": failed_only, "limit": limit, "id": alert_id},
+                "ORDER BY a.created_at DESC, a.id LIMIT %(limit)s OFFSET %(offset)s",
+                {
+                    "since": since,
+                    "failed": failed_only,
+                    "limit": limit,
+                    "offset": max(0, offset),
+                    "id": alert_id,
+                    "wl": watchlist,
+                    "art": article_id,
+                },
             )
             ids = [row["id"] for row in rows]
             copies = await self._rows(

@@ -12,6 +12,7 @@ from storage.base import Article, NewAlert, NewArticle, StoryRow
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
 from storage.sqlite.connection import SQLiteBase
 from storage.sqlite.convert import from_db_time, json_list, opt_time, to_db_time
+from storage.sqlite.search import INDEX_FROM_ID
 
 log = logging.getLogger("storage.sqlite")
 
@@ -101,6 +102,8 @@ class SQLiteArticles(SQLiteBase):
                 )
             }
             results = [first + i if first + i in stored else None for i in range(len(articles))]
+            if stored and self._search_index:
+                await db.execute(INDEX_FROM_ID, (first,))
             outbox: list[tuple[str, str, str, str]] = []
             keys: list[tuple[int, int, str]] = []
             for article, alert_payloads, article_id in zip(

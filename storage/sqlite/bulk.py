@@ -9,7 +9,8 @@ from typing import Any
 from storage.base import TABLES, ColumnKind, TableName
 from storage.rows import table_spec
 from storage.sqlite.connection import SQLiteBase
-from storage.sqlite.convert import from_db_time, to_db_time
+from storage.sqlite.convert import from_db_time, json_list, to_db_time
+from storage.sqlite.search import INDEX_IDS
 
 
 def _load(kind: ColumnKind, value: Any) -> Any:
@@ -69,9 +70,13 @@ class SQLiteBulk(SQLiteBase):
                 f"INSERT INTO {table} ({names}) VALUES ({marks})",
                 [[_dump(kind, row.get(name)) for name, kind in columns] for row in rows],
             )
+            if table == "articles" and self._search_index:
+                await db.execute(INDEX_IDS, (json_list(row["id"] for row in rows),))
         return len(rows)
 
     async def clear_all(self) -> None:
         async with self._write() as db:
+            await db.execute("DELETE FROM feed_events")
+            await db.execute("DELETE FROM poll_hours")
             for table in reversed(list(TABLES)):
                 await db.execute(f"DELETE FROM {table}")

@@ -39,8 +39,13 @@ BUSY_TIMEOUT_MS = 10_000
 class SQLiteBase:
     """Connection handling shared by the concern mixins of ``SQLiteStorage``."""
 
-    def __init__(self, path: str | Path, *, identity: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, identity: str | None = None, search_index: bool = True
+    ) -> None:
         self.path = str(path)
+        # False: new articles are not indexed for search (only to measure what the index
+        # costs: bench/search.py); the next open with True rebuilds the index.
+        self._search_index = search_index
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._identity = identity or new_identity()

@@ -81,6 +81,35 @@ def feed_update_sql(feed_id: int, update: FeedUpdate, polled_by: str) -> tuple[s
     return f"UPDATE feeds SET {', '.join(assignments)} WHERE id = ?", params
 
 
+def _hour(at: datetime) -> str:
+    return to_db_time(at.replace(minute=0, second=0, microsecond=0))
+
+
+async def _record_polls(db: Any, updates: list[tuple[int, FeedUpdate]]) -> None:
+    """Count the polls in their hours and keep the failed ones in ``feed_events`` (the same
+    transaction as the outcomes; a trigger keeps the newest 50 per feed)."""
+    hours: dict[str, list[int]] = {}
+    for _, u in updates:
+        counts = hours.setdefault(_hour(u.last_poll), [0, 0])
+        counts[0] += 1
+        counts[1] += not u.ok
+    await db.executemany(
+        "INSERT INTO poll_hours (hour, polls, errors) VALUES (?, ?, ?) ON CONFLICT (hour) "
+        "DO UPDATE SET polls = polls + excluded.polls, errors = errors + excluded.errors",
+        [(hour, n, e) for hour, (n, e) in hours.items()],
+    )
+    failed = [
+        (feed_id, to_db_time(u.last_poll), u.http_status, u.error)
+        for feed_id, u in updates
+        if not u.ok
+    ]
+    if failed:
+        await db.executemany(
+            "INSERT INTO feed_events (feed_id, at, http_status, error) VALUES (?, ?, ?, ?)",
+            failed,
+        )
+
+
 class SQLiteFeeds(SQLiteBase):
     async def sync_feeds(self, feeds: list[FeedSpec]) -> dict[str, FeedState]:
         """Insert new feeds (due now: next_poll NULL), refresh configured names, return by key."""
@@ -171,6 +200,7 @@ class SQLiteFeeds(SQLiteBase):
             cursor = await db.execute(sql, params)
             if cursor.rowcount == 0:
                 raise StorageError(f"no feed with id {feed_id}")
+            await _record_polls(db, [(feed_id, update)])
 
     async def update_feeds(self, updates: list[tuple[int, FeedUpdate]]) -> None:
         """Apply many polls' outcomes in one transaction (10,000 feeds: one commit per batch).
@@ -193,6 +223,7 @@ class SQLiteFeeds(SQLiteBase):
                 raise StorageError(
                     f"{len(updates) - changed} of {len(updates)} feed updates name no feed"
                 )
+            await _record_polls(db, updates)
 
     async def set_feed_disabled(self, key: str, reason: str | None) -> None:
         """Disable with a reason, or re-enable (None): a re-enabled feed is due now.

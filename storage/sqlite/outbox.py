@@ -269,9 +269,14 @@ class SQLiteOutbox(SQLiteBase):
         failed_only: bool = False,
         limit: int = 1000,
         alert_id: str | None = None,
+        *,
+        watchlist: str | None = None,
+        article_id: int | None = None,
+        offset: int = 0,
     ) -> list[AlertRecord]:
         """Story alerts newest first, each with its deliveries and its copies (``also_reported``
-        alerts attached to it, oldest first). By ``alert_id``: that alert, whatever its kind.
+        alerts attached to it, oldest first). By ``alert_id`` or ``article_id``: those alerts,
+        whatever their kind.
 
         ``failed_only``: a channel of the alert or of one of its copies failed for good.
         """
@@ -281,16 +286,22 @@ class SQLiteOutbox(SQLiteBase):
                     "SELECT id, watchlist, article_id, created_at, payload, kind, story_alert_id "
                     "FROM alerts a "
                     "WHERE (:since IS NULL OR a.created_at >= :since) "
-                    "AND (CASE WHEN :id IS NULL THEN a.kind = 'match' ELSE a.id = :id END) "
+                    "AND (CASE WHEN :id IS NOT NULL THEN a.id = :id "
+                    "     WHEN :art IS NOT NULL THEN a.article_id = :art "
+                    "     ELSE a.kind = 'match' END) "
+                    "AND (:wl IS NULL OR a.watchlist = :wl) "
                     "AND (NOT :failed OR EXISTS (SELECT 1 FROM deliveries d "
                     "     WHERE d.state = 'failed' AND (d.alert_id = a.id OR d.alert_id IN "
                     "     (SELECT c.id FROM alerts c WHERE c.story_alert_id = a.id)))) "
-                    "ORDER BY a.created_at DESC, a.id LIMIT :limit",
+                    "ORDER BY a.created_at DESC, a.id LIMIT :limit OFFSET :offset",
                     {
                         "since": opt_time(since),
                         "failed": failed_only,
                         "limit": limit,
+                        "offset": max(0, offset),
                         "id": alert_id,
+                        "wl": watchlist,
+                        "art": article_id,
                     },
                 )
             )

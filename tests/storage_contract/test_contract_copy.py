@@ -39,6 +39,12 @@ async def same_data(x: Storage, y: Storage) -> None:
     assert by_id(list(ax.values())) == by_id(list(ay.values()))
     since = datetime(2000, 1, 1, tzinfo=UTC)
     assert await x.articles_since(since) == await y.articles_since(since)
+    # The copy is searchable at once (the index follows imported and replaced rows).
+    found = [h.article_id for h in await x.search_articles("evacuation", limit=100)]
+    assert len(found) == 25
+    assert sorted(found) == sorted(
+        h.article_id for h in await y.search_articles("evacuation", limit=100)
+    )
 
 
 def vars_(obj: object) -> dict[str, object]:
