@@ -172,12 +172,29 @@ class SQLiteBase:
 
     async def _configure(self, db: aiosqlite.Connection) -> None:
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
-        mode = str(next(iter(rows))[0]).lower()
+        mode = await self._wal(db)
         if mode != "wal" and not self._in_memory:
             raise StorageError(f"cannot open database {self.path}: WAL mode refused ({mode})")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+
+    async def _wal(self, db: aiosqlite.Connection) -> str:
+        """Switch to WAL, waiting for others doing the same. Changing the journal mode needs the
+        file to itself and SQLite answers "database is locked" at once, without its busy
+        handler, while another connection is opening a new file; so wait here, up to the busy
+        timeout (the switch is once per file: later opens find it in WAL already)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            try:
+                rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+                return str(next(iter(rows))[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     async def _take_over_leases(self) -> None:
         """We hold the daemon lock: every lease in the file is a dead process's. End them.
