@@ -266,3 +266,65 @@ async def test_web_never_creates_a_database(tmp_path: Path) -> None:
     code, _out, err = await feedwatch("web", "--config", str(path))
     assert code == 1 and "no database yet" in err
     assert not (tmp_path / "data").exists()
+
+
+async def test_a_story_shows_its_copies_from_other_outlets(tmp_path: Path) -> None:
+    """One alert per story: the alerts page lists the copies under it, each with its outlet,
+    its article and its own deliveries; a copy's article page names the story's alert."""
+    from datetime import UTC, datetime, timedelta
+
+    from storage.base import FeedSpec, NewAlert, NewArticle
+
+    feeds = {f"https://{n}.example.org/feed.xml": name
+             for n, name in (("a", "Gazette"), ("b", "Valley Times"), ("c", "Coast News"))}  # fmt: skip
+    cfg_path = tmp_path / "feedwatch.yaml"
+    cfg_path.write_text(
+        f"storage: {{url: {tmp_path / 'fw.db'}}}\n"
+        "feeds:\n" + "".join(f'  - {{url: "{u}", name: "{n}"}}\n' for u, n in feeds.items())
+        + "channels: {hook: {type: webhook, url: 'https://hooks.example.org/x'}}\n"
+        "watchlists: [{name: fires, keywords: [fire], channels: [hook]}]\n"
+    )  # fmt: skip
+    t0 = datetime.now(UTC) - timedelta(hours=2)
+    store = open_storage(str(tmp_path / "fw.db"))
+    await store.open()
+    try:
+        states = await store.sync_feeds([FeedSpec(u, n) for u, n in feeds.items()])
+        ids = [states[u].id for u in feeds]
+
+        def copy(n: int, feed: str) -> NewArticle:
+            aid = f"msg_copy{n}"
+            payload = {"type": "also_reported", "id": aid, "alert_id": "msg_story",
+                       "watchlist": "fires",
+                       "article": {"url": f"https://x.example.org/{n}", "title": f"Copy {n}",
+                                   "feed": feed}}  # fmt: skip
+            alert = NewAlert(aid, "fires", payload, ["hook"], kind="also_reported",
+                             story_alert_id="msg_story")  # fmt: skip
+            return NewArticle(feed_id=ids[n], guid=f"g{n}", url=f"https://x.example.org/{n}",
+                              canonical_url=f"https://x.example.org/{n}", title=f"Copy {n}",
+                              fetched_at=t0 + timedelta(minutes=n), alerts=[alert])  # fmt: skip
+
+        story = {"type": "match", "id": "msg_story", "watchlist": "fires",
+                 "article": {"url": "https://x.example.org/0", "title": "Warehouse fire",
+                             "feed": "Gazette"},
+                 "matches": [{"kind": "keyword", "term": "fire", "text": "fire",
+                              "snippet": "Warehouse fire"}]}  # fmt: skip
+        first = NewArticle(feed_id=ids[0], guid="g0", url="https://x.example.org/0",
+                           canonical_url="https://x.example.org/0", title="Warehouse fire",
+                           fetched_at=t0, alerts=[NewAlert("msg_story", "fires", story, ["hook"])])  # fmt: skip
+        stored = await store.add_articles([first, copy(1, "Valley Times"), copy(2, "Coast News")])
+    finally:
+        await store.close()
+    cfg = load_config(cfg_path, env={})
+    async for base in _serve(cfg):
+        async with aiohttp.ClientSession() as http:
+            ui = Web(base, http, cfg)
+            status, html, _ = await ui.get("/alerts")
+            assert status == 200
+            assert html.count('class="card alert"') == 1  # the copies are not alerts of their own
+            assert "Also reported by 2 other outlets (2 copies)" in html
+            for title, outlet in (("Copy 1", "Valley Times"), ("Copy 2", "Coast News")):
+                assert title in html and outlet in html
+            assert f'href="/articles/{stored[2]}"' in html
+            status, html, _ = await ui.get(f"/articles/{stored[1]}")
+            assert status == 200
+            assert "also reported" in html and "msg_story" in html
