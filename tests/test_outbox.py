@@ -591,3 +591,41 @@ async def test_a_failing_claim_hands_back_rows_and_the_worker_carries_on(
         assert sorted(got) == sorted(ids)  # each alert exactly once
     finally:
         await st.close()
+
+
+async def test_time_moving_on_while_a_claim_runs_does_not_strand_a_due_digest(
+    tmp_path: Path, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """The clock reaches the period's end while the worker's claim (taken with the earlier
+    ``now``) is in the database: the worker must look again at once, not sleep a short while on
+    a clock that may not move again (the daemon's ``run --once`` between two passes, a test)."""
+    from storage.sqlite import SQLiteStorage
+
+    period_end = clock.now() + timedelta(seconds=40)
+
+    class TimePassesDuringClaim(SQLiteStorage):
+        async def claim_deliveries(self, *args: Any, **kwargs: Any) -> list[Delivery]:
+            got = await super().claim_deliveries(*args, **kwargs)
+            if not got and clock.now() < period_end:
+                clock.set(period_end)  # the period ends while this claim was running
+            return got
+
+    st = TimePassesDuringClaim(tmp_path / "moved.db")
+    await st.open()
+    try:
+        ids = await seed(st, 3, ["hook"], now=clock.now(), not_before=period_end)
+        async with WebhookReceiver(clock=clock) as rx:
+            worker = hook_worker("hook", rx.url, st, session, clock, digest=True)
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            try:
+                # Time never moves again: only the worker's own re-check can send the digest.
+                (req,) = await rx.wait_for(1, timeout=REAL_LIMIT)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, REAL_LIMIT)
+        body = req.json()
+        assert body["type"] == "digest" and sorted(a["id"] for a in body["alerts"]) == sorted(ids)
+        assert offsets(rx.requests, period_end) == pytest.approx([0.0], abs=1e-6)
+    finally:
+        await st.close()

@@ -125,6 +125,7 @@ class ChannelWorker:
         """Deliver until ``stop`` is set, or, once a drain deadline is set, until nothing is due
         before it. Sleeps until the next row is due or the pipeline wakes it with new alerts."""
         errors = 0  # consecutive failures (storage down): back off, log once per change
+        rechecked = False  # the last round found a row due now and looked again at once
         while not stop.is_set():
             try:
                 await self.process_due(stop)
@@ -149,6 +150,13 @@ class ChannelWorker:
                 left = self.deadline - self.clock.monotonic()
                 if nxt is None or wait > left or left <= 0:
                     return  # drained: the rest is due after the deadline (or nothing is left)
+            if wait <= 0 and not errors and not rechecked:
+                # Due already: time moved on while the claim ran (its `now` was taken before).
+                # Look again at once; a second miss sleeps the short floor, so a row that is
+                # due but cannot be claimed never spins the loop.
+                rechecked = True
+                continue
+            rechecked = False
             delay = min(IDLE_POLL, max(0.02, wait))
             await wait_any([self.wake, stop], delay, self.clock)
             self.wake.clear()
