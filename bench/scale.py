@@ -1,6 +1,6 @@
 """Scale benchmark: real `feedwatch run` daemons on SQLite and on PostgreSQL, 1 to 3 of them.
 
-    python bench/scale.py                        # 10,000 feeds, interval 60s (~35 minutes)
+    python bench/scale.py                        # 10,000 feeds, interval 120s (~50 minutes)
     python bench/scale.py --feeds 1000 --interval 20 --steady 2    # a quick run (~8 minutes)
 
 Everything runs as separate processes on 127.0.0.1: the loopback feed server
@@ -198,6 +198,13 @@ class Pg:
             raise SystemExit("no PostgreSQL binaries (Debian: apt-get install postgresql)")
         self.cluster = TempCluster(bindir)
         self.url = self.cluster.start()
+        try:
+            self._configure(sync_commit)
+        except BaseException:
+            self.cluster.stop()  # never leave a server behind
+            raise
+
+    def _configure(self, sync_commit: bool) -> None:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -779,12 +786,12 @@ def main() -> int:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--feeds", type=int, default=10000)
-    ap.add_argument("--interval", type=float, default=60.0, help="seconds between polls of a feed")
+    ap.add_argument("--interval", type=float, default=120.0, help="seconds between polls of a feed")
     ap.add_argument(
         "--roll", type=float, default=0.0, help="seconds between new items (default 2x interval)"
     )
     ap.add_argument("--alert-every", type=int, default=50)
-    ap.add_argument("--steady", type=int, default=3, help="intervals after the first pass")
+    ap.add_argument("--steady", type=int, default=2, help="intervals after the first pass")
     ap.add_argument("--concurrency", type=int, default=128)
     ap.add_argument("--channel-concurrency", type=int, default=8)
     ap.add_argument("--slow-delay", type=float, default=0.2, help="receiver delay in the kill test")
@@ -797,6 +804,11 @@ def main() -> int:
         help="comma-separated subset of sqlite1,pg1,pg2,pg3,kill-pass,kill-delivery",
     )
     args = ap.parse_args()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM too: stop the daemons and servers on the way out
+
+    signal.signal(signal.SIGTERM, interrupted)
     if args.roll <= 0:
         args.roll = 2 * args.interval
     random.seed(7)
