@@ -248,6 +248,20 @@ class Pg:
         )
         return int(n)
 
+    def top_statements(self, db: str, n: int = 8) -> list[tuple[int, int, float, str]]:
+        """The most frequent statements in ``db``: (calls, rows, total ms, text)."""
+        import psycopg
+
+        with psycopg.connect(self.db_url(db), autocommit=True) as conn:
+            rows = conn.execute(
+                f"{MARK} SELECT s.calls, s.rows, s.total_exec_time, s.query "
+                "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                "WHERE d.datname = %s AND s.query NOT LIKE '%%/* bench */%%' "
+                "ORDER BY s.calls DESC LIMIT %s",
+                (db, n),
+            ).fetchall()
+        return [(int(c), int(r), float(t), " ".join(str(q).split())[:90]) for c, r, t, q in rows]
+
     def server_cpu(self) -> float:
         pid = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
         return sum(cpu_seconds(p) for p in tree(pid))
@@ -537,7 +551,7 @@ class Bench:
                     # the last 200's items are stored and every alert was answered.
                     if stats["feed_200"] != last_200[0]:
                         last_200[:] = [stats["feed_200"], now]
-                    settled = now >= t_freeze + (1 + JITTER) * a.interval + SLACK
+                    settled = a.steady == 0 or now >= t_freeze + (1 + JITTER) * a.interval + SLACK
                     if settled and now >= last_200[1] + 5:
                         rx = self.rx_get("/_stats")
                         left = self.undelivered(backend, where)
@@ -554,6 +568,12 @@ class Bench:
             end_stats = self.fs_get("/_stats")
             cpu_end = sum(d.cpu_total() for d in procs)
             stmts_end = self.pg.statements(where) if backend == "postgresql" and self.pg else 0
+            if a.statements and backend == "postgresql" and self.pg:
+                for calls, rows, ms, text in self.pg.top_statements(where):
+                    out.notes.append(
+                        f"{calls / max(1, end_stats['polls']):7.3f}/poll, "
+                        f"{rows / max(1, calls):6.1f} rows/call, {ms / max(1, calls):6.2f} ms: {text}"
+                    )
             pg_cpu_end = self.pg.server_cpu() if self.pg else 0.0
         finally:
             for d in procs:
@@ -797,6 +817,9 @@ def main() -> int:
     ap.add_argument("--slow-delay", type=float, default=0.2, help="receiver delay in the kill test")
     ap.add_argument("--first-pass-limit", type=float, default=600.0)
     ap.add_argument("--save", type=Path, help="keep each run's poll log and receiver counts here")
+    ap.add_argument(
+        "--statements", action="store_true", help="list the most frequent statements per run"
+    )
     ap.add_argument("--pg-sync-commit", action="store_true", help="synchronous_commit = on")
     ap.add_argument(
         "--runs",
