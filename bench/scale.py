@@ -343,6 +343,7 @@ class Outcome:
     pg_cpu_steady: float | None = None
     rss_main: list[float] = field(default_factory=list)
     rss_workers: list[float] = field(default_factory=list)
+    worker_pids: list[int] = field(default_factory=list)  # worker processes seen (recycled)
     polls_per_daemon: list[float | None] = field(default_factory=list)
     exit_codes: list[int | None] = field(default_factory=list)
     wall_s: float = 0.0
@@ -612,7 +613,9 @@ class Bench:
                 out.pg_cpu_first = (snap["pg_cpu"] - pg_cpu0) / first_polls
                 out.pg_cpu_steady = (pg_cpu_end - snap["pg_cpu"]) / steady_polls
         out.rss_main = [d.hwm_main for d in procs]
-        out.rss_workers = [sum(d.hwm_workers.values()) for d in procs]
+        # Workers are recycled (``max_tasks``): the largest one's peak, not a sum over pids.
+        out.rss_workers = [max(d.hwm_workers.values(), default=0.0) for d in procs]
+        out.worker_pids = [len(d.hwm_workers) for d in procs]
         out.polls_per_daemon = [d.polls_metric for d in procs]
         out.exit_codes = [d.exit_code for d in procs]
         for d in procs:
@@ -718,7 +721,7 @@ def report(results: list[Outcome], args: argparse.Namespace, pg_version: str) ->
         "| run | daemons | first pass s | passes/s | feeds/s | polls | polls/feed/interval "
         "(gap/interval min-max) | early / late gaps | alerts expected | delivered once | lost "
         "| two ids | resends | stmts/poll first, steady | daemon CPU ms/poll first, steady "
-        "| PG CPU ms/poll first, steady | peak RSS MB main (+workers) per daemon | polls per daemon |"
+        "| PG CPU ms/poll first, steady | peak RSS MB per daemon: main (largest worker, workers seen) | polls per daemon |"
     )
     print(head)
     print("|" + " --- |" * (head.count("|") - 1))
@@ -741,7 +744,8 @@ def report(results: list[Outcome], args: argparse.Namespace, pg_version: str) ->
             else f"{r.pg_cpu_first * 1000:.2f}, {(r.pg_cpu_steady or 0) * 1000:.2f}"
         )
         rss = ", ".join(
-            f"{m:.0f} (+{w:.0f})" for m, w in zip(r.rss_main, r.rss_workers, strict=False)
+            f"{m:.0f} (worker {w:.0f}, {n} seen)"
+            for m, w, n in zip(r.rss_main, r.rss_workers, r.worker_pids, strict=False)
         )
         per = ", ".join("-" if p is None else f"{p:.0f}" for p in r.polls_per_daemon)
         print(
