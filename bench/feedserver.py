@@ -23,6 +23,14 @@ Routes (GET only):
   section pages use (the slug is ignored).
 - ``/_mode?validators=0|1``: switch the validator mode; ``/_stats``: request counts as JSON.
 
+Rolling mode (``--roll SECONDS``, for the scale benchmark): every ``SECONDS`` each feed gains one
+item (keeping up to 60; the ETag names the version), so polls keep finding new items; an item
+``m`` of feed ``i`` carries ``--keyword`` in its title when ``(i + m) % --alert-every == 0``, so
+a known share of the items alerts. ``/_mode?freeze=1`` stops the rolling (no new items from then
+on), ``/_reset`` starts again at version 0 with an empty hit log. ``/_hits`` answers, per feed
+polled, every poll as ``[unix time, status, version]`` (the scale benchmark's evidence of who
+polled what when); ``/_stats`` then also counts the distinct feeds polled.
+
 :func:`article_paragraphs` gives the exact article text of a page, so the benchmark can check an
 extractor's output against it.
 """
@@ -36,6 +44,7 @@ import json
 import random
 import signal
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -44,6 +53,7 @@ SITEMAP_URLS = 1000  # articles in a news sitemap
 FRONT_LINKS = 200  # articles on a section page
 VARIANTS = 20  # distinct article texts; page (i, k) uses variant k
 MARK = b"\x00"  # where the feed number goes in a template
+ROLL_KEEP = 60  # rolling mode: items a feed keeps (20 at first, then one more per version)
 
 _WORDS = (
     "council budget river harbour railway station market school hospital festival museum "
@@ -251,6 +261,67 @@ def _front_template() -> bytes:
     return page.encode()
 
 
+class Rolling:
+    """Feeds whose newest item changes every ``roll`` seconds (the scale benchmark's load)."""
+
+    def __init__(self, port: int, roll: float, alert_every: int, keyword: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.roll = roll
+        self.alert_every = max(1, alert_every)
+        self.keyword = keyword
+        self.t0 = time.time()
+        self.frozen: int | None = None  # the version kept once frozen
+        self._items: dict[tuple[int, bool], bytes] = {}
+        self.head = (
+            '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>\n'
+            f"<title>Bench feed \x00</title><link>{self.base}/</link>"
+            "<description>A rolling feed for the scale benchmark</description>\n"
+        ).encode()
+        self.tail = b"</channel></rss>\n"
+
+    def reset(self) -> None:
+        self.t0 = time.time()
+        self.frozen = None
+        self._items.clear()
+
+    def version(self) -> int:
+        if self.frozen is not None:
+            return self.frozen
+        return int((time.time() - self.t0) // self.roll)
+
+    def alerts(self, i: int, m: int) -> bool:
+        return (i + m) % self.alert_every == 0
+
+    def _item(self, m: int, hit: bool) -> bytes:
+        cached = self._items.get((m, hit))
+        if cached is None:
+            rng = random.Random(m)
+            desc = " ".join(_sentence(rng, 10) for _ in range(3))
+            title = article_title(0, m).replace("bench feed 0", "bench feed \x00")
+            if hit:
+                title = f"{self.keyword.title()} warning: {title}"
+            when = datetime.fromtimestamp(self.t0 + (m - ITEMS_PER_FEED + 1) * self.roll, UTC)
+            url = f"{self.base}/article/\x00/{m}"
+            cached = (
+                f"<item><title>{title}</title><link>{url}</link>"
+                f'<guid isPermaLink="true">{url}</guid>'
+                f"<pubDate>{format_datetime(when, usegmt=True)}</pubDate>"
+                f"<description>&lt;p&gt;{desc}&lt;/p&gt;</description>"
+                "<category>news</category></item>\n"
+            ).encode()
+            self._items[(m, hit)] = cached
+        return cached
+
+    def feed(self, i: int, v: int) -> bytes:
+        """The items of version ``v``: the first 20 and one more per version, newest first (kept
+        up to ROLL_KEEP, so an item stays in the feed for the length of a benchmark run)."""
+        first = max(0, v + ITEMS_PER_FEED - ROLL_KEEP)
+        items = [
+            self._item(m, self.alerts(i, m)) for m in range(v + ITEMS_PER_FEED - 1, first - 1, -1)
+        ]
+        return b"".join((self.head, *items, self.tail)).replace(MARK, str(i).encode())
+
+
 class Site:
     """Everything the server answers, rendered once."""
 
@@ -271,6 +342,8 @@ class Site:
             "article": 0,
             "other": 0,
         }
+        self.rolling: Rolling | None = None
+        self.hits: dict[int, list[tuple[float, int, int]]] | None = None
 
     def feed(self, i: int) -> bytes:
         return str(i).encode().join(self.feed_parts)
@@ -338,6 +411,8 @@ class _Http(asyncio.Protocol):
             except ValueError:
                 return _response(b"404 Not Found", b"no such feed\n", b"text/plain")
             ctype = b"application/rss+xml; charset=utf-8"
+            if site.rolling is not None:
+                return self.rolling_feed(i, headers, ctype)
             if site.validators:
                 etag = b'"f' + str(i).encode() + b'-v1"'
                 if headers.get(b"if-none-match") == etag or (
@@ -384,21 +459,64 @@ class _Http(asyncio.Protocol):
             return _response(b"200 OK", site.page(i, k), b"text/html; charset=utf-8")
         site.counts["other"] += 1
         if path.startswith("/_mode"):
+            if "freeze=1" in path and site.rolling is not None:
+                site.rolling.frozen = site.rolling.version()
+                return _response(b"200 OK", b"frozen %d\n" % site.rolling.frozen, b"text/plain")
             site.validators = not path.endswith("validators=0")
             return _response(b"200 OK", b"validators=%d\n" % site.validators, b"text/plain")
         if path == "/_stats":
-            return _response(b"200 OK", json.dumps(site.counts).encode(), b"application/json")
+            counts: dict[str, int] = dict(site.counts)
+            if site.hits is not None:
+                counts["feeds_polled"] = len(site.hits)
+                counts["polls"] = sum(len(h) for h in site.hits.values())
+            return _response(b"200 OK", json.dumps(counts).encode(), b"application/json")
+        if path == "/_hits" and site.hits is not None:
+            return _response(b"200 OK", json.dumps(site.hits).encode(), b"application/json")
+        if path == "/_reset":
+            for key in site.counts:
+                site.counts[key] = 0
+            if site.hits is not None:
+                site.hits = {}
+            if site.rolling is not None:
+                site.rolling.reset()
+            return _response(b"200 OK", b"reset\n", b"text/plain")
         return _response(b"404 Not Found", b"not found\n", b"text/plain")
 
+    def rolling_feed(self, i: int, headers: dict[bytes, bytes], ctype: bytes) -> bytes:
+        site = self.site
+        rolling = site.rolling
+        assert rolling is not None
+        v = rolling.version()
+        etag = b'"r%d-%d"' % (i, v)
+        status = 304 if headers.get(b"if-none-match") == etag else 200
+        if site.hits is not None:
+            site.hits.setdefault(i, []).append((round(time.time(), 3), status, v))
+        if status == 304:
+            site.counts["feed_304"] += 1
+            return b"HTTP/1.1 304 Not Modified\r\nETag: " + etag + b"\r\n\r\n"
+        site.counts["feed_200"] += 1
+        return _response(b"200 OK", rolling.feed(i, v), ctype, b"ETag: " + etag + b"\r\n")
 
-async def serve(port: int) -> None:
+
+async def serve(
+    port: int,
+    roll: float = 0.0,
+    alert_every: int = 50,
+    keyword: str = "wildfire",
+    hits: bool = False,
+) -> None:
     loop = asyncio.get_running_loop()
     holder: dict[str, Site] = {}
     server = await loop.create_server(
         lambda: _Http(holder["site"]), "127.0.0.1", port, backlog=4096, reuse_address=True
     )
     bound = server.sockets[0].getsockname()[1]
-    holder["site"] = Site(bound)
+    site = Site(bound)
+    if roll > 0:
+        site.rolling = Rolling(bound, roll, alert_every, keyword)
+    if hits:
+        site.hits = {}
+    holder["site"] = site
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -410,9 +528,15 @@ async def serve(port: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    ap.add_argument("--roll", type=float, default=0.0, help="seconds between new items (0: static)")
+    ap.add_argument(
+        "--alert-every", type=int, default=50, help="rolling: 1 item in N has --keyword"
+    )
+    ap.add_argument("--keyword", default="wildfire")
+    ap.add_argument("--hits", action="store_true", help="log every feed poll (GET /_hits)")
     args = ap.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.roll, args.alert_every, args.keyword, args.hits))
     sys.exit(0)
 
 
