@@ -699,6 +699,9 @@ def load_config_text(
             if not any(loc[: len(u)] == u for u in unset)
         )
     if errors or cfg is None:
+        from monitor.validate import raw_watchlist_errors
+
+        errors.extend(raw_watchlist_errors(data))
         if section == "sources":
             errors = [
                 (("sources", *loc[1:]) if loc[:1] == ("feeds",) else loc, m) for loc, m in errors

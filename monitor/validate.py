@@ -31,6 +31,35 @@ def check_watchlists(cfg: Config) -> Any:
     raise ConfigError(format_errors(errors, cfg.source_doc, cfg.env_values), _source(cfg))
 
 
+def raw_watchlist_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
+    """Unusable terms and unknown places of every watchlist that is otherwise valid, read from
+    a config that has other errors: `check` reports them together, not one stage at a time."""
+    from monitor.match import Matcher, WatchlistError
+    from monitor.settings import Watchlist
+
+    raw = data.get("watchlists")
+    valid: list[tuple[int, Watchlist]] = []
+    for i, wl in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            valid.append((i, Watchlist.model_validate(wl)))
+        except Exception:  # its own errors are reported already
+            continue
+    if not valid:
+        return []
+    try:
+        Matcher.build([wl for _, wl in valid])
+    except WatchlistError as exc:
+        out: list[tuple[_Loc, str]] = []
+        for loc, msg in (_located(line) for line in exc.errors):
+            if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int):
+                loc = ("watchlists", valid[loc[1]][0], *loc[2:])
+            out.append((loc, msg))
+        return out
+    except ValueError as exc:
+        return [((), str(exc))]
+    return []
+
+
 _PATH_RE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$", re.S)
 
 

@@ -34,6 +34,9 @@ async def test_every_mistake_at_once_with_its_line_and_run_says_the_same(tmp_pat
     assert lines == [
         "line 5: feeds[1].name: duplicate feed name 'A' (also feeds[0])",
         "line 6: feeds[2]: expected a mapping (key: value pairs)",
+        "line 11: watchlists[0].keywords[0]: 'fl*od': '*' is only allowed at the end of a term",
+        "line 12: watchlists[0].places[0]: unknown place 'Atlantisville'",
+        "line 12: watchlists[0].places[2]: unknown place 'Ruritania City'",
         "line 13: watchlists[0].channels[1]: undefined channel 'pager' (channels: hook)",
         "line 14: watchlists[1].name: duplicate watchlist name 'floods' (also watchlists[0])",
     ]
@@ -42,8 +45,8 @@ async def test_every_mistake_at_once_with_its_line_and_run_says_the_same(tmp_pat
     assert code == 2 and err2 == err  # `run` refuses with exactly the same messages
     assert not (tmp_path / "fw.db").exists()  # neither created a database
 
-    # With the structure fixed, the watchlists themselves are checked: every bad term and
-    # every unknown place, each with its line.
+    # With the structure fixed, the watchlists' own errors remain (reported above already, in
+    # the same go), each with its line.
     fixed = (
         BROKEN.replace('name: A}\n  - "not a feed"', "name: B}")
         .replace(", pager]", "]")
