@@ -26,6 +26,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +130,39 @@ class _Waiter:
 def _roundtrip(conn: Connection, msg: tuple[float, Callable[..., Any], tuple[Any, ...]]) -> Any:
     conn.send(msg)
     return conn.recv()
+
+
+def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """``fn()`` in a daemon thread. A worker start takes the fork server's imports (half a
+    second) the first time; a process that is done (``run --once``) must not wait for it at
+    exit, as it would for an executor's thread. The fork server and a half-started worker end
+    when their parent does."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if fut.done():  # the caller was cancelled: a worker nobody will use
+            if isinstance(result, _Worker):
+                result.kill()
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # handed to the awaiting task
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            if isinstance(result, _Worker):
+                result.kill()
+
+    threading.Thread(target=run, name="cpu-pool-start", daemon=True).start()
+    return fut
 
 
 def _close(conn: Connection) -> None:
@@ -261,9 +295,7 @@ class CpuPool:
         async def start() -> None:
             assert self._threads is not None
             try:
-                worker = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, self._spawn
-                )
+                worker = await _in_daemon_thread(self._spawn)
             except Exception as exc:
                 log.warning("worker start failed", error=str(exc))
                 return
@@ -332,7 +364,7 @@ class CpuPool:
         """Start a worker process (off the loop) and hand it to ``waiter``."""
         try:
             assert self._threads is not None
-            worker = await asyncio.get_running_loop().run_in_executor(self._threads, self._spawn)
+            worker = await _in_daemon_thread(self._spawn)
         except BaseException as exc:
             self._starting -= 1
             self._unkey(waiter.key)
