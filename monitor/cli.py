@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -219,6 +220,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+
+
+def console() -> None:
+    """The `feedwatch` command: :func:`main`, then exit without the interpreter's teardown.
+
+    Everything the command opened is closed by then (storage, worker pool, servers); what is
+    left is freeing a hundred imported modules one object at a time, and joining the thread
+    that may still be starting a worker: 0.2-0.3 s of a `run --once` from cron, for nothing.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    logging.shutdown()
+    os._exit(code)
 
 
 async def run_cli(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 PRELOAD_PARSE = ["monitor.workers", "monitor.parse", "feedparser"]
 PRELOAD = [*PRELOAD_PARSE, "monitor.extract", "trafilatura"]
-PRELOAD_STORIES = ["monitor.storydesk", "datasketch"]
+PRELOAD_STORIES = ["monitor.storydesk"]
 KILL_GRACE = 1.0  # seconds past the limit before the parent kills a task's worker
 MAX_TASKS = 500  # tasks per worker before it is replaced
 

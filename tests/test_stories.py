@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
@@ -110,6 +111,22 @@ def test_signature_format_is_pinned() -> None:
 
 
 PINNED = "f463975476a7dac6"
+
+
+@pytest.mark.parametrize("n", [1, 3, 50, 2000])
+def test_minhash_is_datasketchs_affine32_bit_for_bit(n: int) -> None:
+    """The signature's MinHash is datasketch's arithmetic written out (so the daemon's workers
+    do not import datasketch and scipy): the same minima for the same values and seed."""
+    from monitor.stories.signature import _minhash, _permutations
+
+    rng = np.random.default_rng(n)
+    values = [int(v) for v in rng.integers(0, 1 << 32, n, dtype=np.uint64)] + [0, (1 << 32) - 1]
+    for seed, perm in ((15_0001, 128), (15_0002, 48), (7, 16)):
+        ref = MinHash(num_perm=perm, seed=seed, hashfunc=lambda x: x, scheme="affine32")
+        ref.update_batch(values)
+        assert (_permutations(seed, perm) == ref.permutations).all()
+        ours = _minhash(values, seed, _permutations(seed, perm))
+        assert (ours == (ref.hashvalues & 0xFFFF).astype(np.uint16)).all()
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """An article's story signature: a few hundred bytes stored beside the article.
 
-Two MinHash sketches (datasketch, ``affine32`` scheme, fixed seeds, so the same text gives
+Two MinHash sketches (datasketch's ``affine32`` scheme, fixed seeds, so the same text gives
 the same bytes in every process and release of this format) plus the small sets the
 decision rule compares exactly:
 
@@ -43,17 +43,22 @@ _HEADER = struct.Struct("<BBBBBBBxI")  # version, 2 perms, facts, names, lead, t
 _MAX16 = 0xFFFF
 
 
-def _identity(x: int) -> int:
-    return x
-
-
 @functools.cache
 def _permutations(seed: int, num_perm: int) -> np.ndarray:
-    # datasketch (and the scipy it loads, ~0.8 s) is imported where signatures are made, in
-    # the worker processes: reading and comparing stored signatures does not need it.
-    from datasketch import MinHash
+    """datasketch's ``affine32`` permutations for ``seed``: odd ``a`` and any ``b`` (uint32)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return np.array([a, b])
 
-    return MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (datasketch's pre-mix before the permutations)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
 
 
 _TOKEN_CACHE: dict[str, int] = {}
@@ -65,16 +70,19 @@ class SignatureError(ValueError):
 
 
 def _minhash(values: list[int], seed: int, perms: np.ndarray) -> np.ndarray:
-    """Low 16 bits of the datasketch MinHash of 32-bit ``values`` (all 0xFFFF when empty)."""
+    """Low 16 bits of the MinHash of 32-bit ``values`` (all 0xFFFF when empty).
+
+    The same arithmetic as datasketch's ``MinHash(scheme="affine32")`` with an identity hash
+    function, bit for bit (``tests/test_stories.py`` compares them): importing datasketch
+    loads its LSH classes and scipy, 0.5 s and ~40 MB in every process that makes signatures.
+    """
     if not values:
         return np.full(len(perms[0]), _MAX16, dtype=np.uint16)
-    from datasketch import MinHash
-
-    m = MinHash(
-        num_perm=len(perms[0]), seed=seed, hashfunc=_identity, permutations=perms, scheme="affine32"
-    )
-    m.update_batch(values)
-    return (m.hashvalues & _MAX16).astype(np.uint16)
+    a, b = perms
+    hv = _fmix32(np.array(values, dtype=np.uint32)).reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        phv = hv * a + b  # uint32: the wraparound is the modulo 2**32
+    return (phv.min(axis=0) & np.uint32(_MAX16)).astype(np.uint16)
 
 
 def _token_hashes(words: list[str]) -> np.ndarray:
