@@ -378,7 +378,7 @@ class Pipeline:
                     fresh[i].body = fresh[i].entry.summary
                     fresh[i].extract_error = f"not extracted: over max_pages_per_poll ({cap})"
                 result.pages_capped = len(plan.capped)
-                await asyncio.gather(*(self._extract(fresh[i]) for i in plan.extract))
+                await asyncio.gather(*(self._extract(fresh[i], state.key) for i in plan.extract))
             fresh = [c for c in fresh if not c.stored_elsewhere]
             articles: list[NewArticle] = []
             matched: list[tuple[int, dict[str, list[Match]]]] = []
@@ -417,7 +417,7 @@ class Pipeline:
         )
         return result
 
-    async def _extract(self, cand: _Candidate) -> None:
+    async def _extract(self, cand: _Candidate, feed: str) -> None:
         url = cand.entry.url
         if not url:
             cand.extract_error = "the item has no link"
@@ -433,7 +433,7 @@ class Pipeline:
             shared = self._pages.get(key)  # may have appeared while we asked storage
         if shared is None:
             shared = asyncio.ensure_future(
-                self._fetch_extract(url, cand.entry.title, cand.entry.published is None)
+                self._fetch_extract(url, cand.entry.title, cand.entry.published is None, feed)
             )
             self._pages[key] = shared
             cand.page_key = key
@@ -450,9 +450,13 @@ class Pipeline:
         cand.body = cand.entry.summary
 
     async def _fetch_extract(
-        self, url: str, title: str, metadata: bool
+        self, url: str, title: str, metadata: bool, feed: str
     ) -> tuple[Extracted | None, str | None]:
         """The page's article text, or why there is none (never raises for a bad page).
+
+        The extraction counts against two shares of the worker pool, its page's host and the
+        feed that asked for it: neither a slow site nor a feed linking to slow pages on many
+        hosts can take every worker from the other feeds.
 
         Page metadata (its date) is read only when the feed gives no date: it costs more CPU
         than the article text itself.
@@ -474,7 +478,7 @@ class Pipeline:
                     strip_userinfo(page.url),
                     title,
                     metadata,
-                    key=urlsplit(page.url).hostname,
+                    key=(f"host:{urlsplit(page.url).hostname}", f"feed:{feed}"),
                 )
         except FetchError as exc:
             return None, f"page fetch failed: {exc}"

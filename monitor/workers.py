@@ -10,8 +10,9 @@ processes instead:
   Python code, raised as a ``BaseException`` that trafilatura's broad ``except Exception`` does
   not swallow); if the task is still running ``KILL_GRACE`` seconds later, the parent kills the
   process and starts a fresh one. A task never holds a worker much past its limit.
-- **Fair shares.** A task may carry a ``key`` (the page's host, the feed): one key holds at most
-  ``per_key`` workers at once, so one hostile site cannot starve every other feed.
+- **Fair shares.** A task may carry keys (the page's host and the feed that asked for it): each
+  key holds at most ``per_key`` workers at once, so neither one hostile site nor one feed whose
+  items link to slow pages on many hosts can take the whole pool from the other feeds.
 - **Bounded lifetime.** A worker is replaced after ``max_tasks`` tasks, so a leak in a parser
   cannot grow a long-running daemon.
 - **Stops at once.** ``close`` kills every worker; callers get :class:`PoolClosed`.
@@ -28,7 +29,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -123,7 +124,7 @@ class _Worker:
 
 @dataclass(eq=False)
 class _Waiter:
-    key: str | None
+    keys: tuple[str, ...]
     future: asyncio.Future[_Worker] = field(repr=False)
 
 
@@ -163,6 +164,14 @@ def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
 
     threading.Thread(target=run, name="cpu-pool-start", daemon=True).start()
     return fut
+
+
+def _keys(key: str | Sequence[str | None] | None) -> tuple[str, ...]:
+    if key is None:
+        return ()
+    if isinstance(key, str):
+        return (key,)
+    return tuple(dict.fromkeys(k for k in key if k is not None))
 
 
 def _close(conn: Connection) -> None:
@@ -216,17 +225,23 @@ class CpuPool:
 
     # ------------------------------------------------------------------ public
     async def run(
-        self, limit: float, fn: Callable[..., T], *args: Any, key: str | None = None
+        self,
+        limit: float,
+        fn: Callable[..., T],
+        *args: Any,
+        key: str | Sequence[str | None] | None = None,
     ) -> T:
         """Run ``fn(*args)`` in a worker within ``limit`` seconds of work (0: no limit).
 
         The clock starts when a worker takes the task, not while it waits for one. Raises
         :class:`TaskTimeout` past the limit, :class:`WorkerCrashed` if the worker died,
-        :class:`PoolClosed` after ``close``, or whatever ``fn`` raised.
+        :class:`PoolClosed` after ``close``, or whatever ``fn`` raised. ``key`` (one or several,
+        None ignored) are the shares the task counts against while it holds a worker.
         """
         if self._closed:
             raise PoolClosed("the worker pool is shut down")
-        worker = await self._acquire(key)
+        keys = _keys(key)
+        worker = await self._acquire(keys)
         assert self._threads is not None
         worker.in_use = True
         reply = asyncio.get_running_loop().run_in_executor(
@@ -244,7 +259,7 @@ class CpuPool:
                     self.on_kill()
                 log.warning(
                     "worker killed: task past its deadline",
-                    task=getattr(fn, "__name__", "task"), limit=limit, pid=worker.proc.pid, key=key,
+                    task=getattr(fn, "__name__", "task"), limit=limit, pid=worker.proc.pid, key=",".join(keys),
                 )  # fmt: skip
                 raise TaskTimeout(f"time limit of {limit:g}s reached") from None
             except (EOFError, OSError):
@@ -258,7 +273,7 @@ class CpuPool:
             healthy = True
             worker.tasks += 1
         finally:
-            self._release(worker, key, healthy)
+            self._release(worker, keys, healthy)
         if ok:
             return value
         raise value
@@ -317,30 +332,30 @@ class CpuPool:
         return len(self._idle) + len(self._busy) + self._starting
 
     # ------------------------------------------------------------------ workers
-    async def _acquire(self, key: str | None) -> _Worker:
+    async def _acquire(self, keys: tuple[str, ...]) -> _Worker:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="cpu-pool")
-        waiter = _Waiter(key, asyncio.get_running_loop().create_future())
+        waiter = _Waiter(keys, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         self._hand_over()
         try:
             return await waiter.future
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
-                self._release(waiter.future.result(), key, healthy=True)
+                self._release(waiter.future.result(), keys, healthy=True)
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
 
     def _hand_over(self) -> None:
-        """Give free capacity to waiters in order, skipping those whose key has its share."""
+        """Give free capacity to waiters in order, skipping those with a key at its share."""
         if self._closed:
             return
         for waiter in list(self._waiters):
             if waiter.future.done():
                 self._waiters.remove(waiter)
                 continue
-            if waiter.key is not None and self._by_key.get(waiter.key, 0) >= self.per_key:
+            if any(self._by_key.get(k, 0) >= self.per_key for k in waiter.keys):
                 continue
             if self._idle:
                 worker = self._idle.pop()
@@ -349,8 +364,8 @@ class CpuPool:
             else:
                 return
             self._waiters.remove(waiter)
-            if waiter.key is not None:
-                self._by_key[waiter.key] = self._by_key.get(waiter.key, 0) + 1
+            for k in waiter.keys:
+                self._by_key[k] = self._by_key.get(k, 0) + 1
             if worker is not None:
                 self._busy.add(worker)
                 waiter.future.set_result(worker)
@@ -367,7 +382,7 @@ class CpuPool:
             worker = await _in_daemon_thread(self._spawn)
         except BaseException as exc:
             self._starting -= 1
-            self._unkey(waiter.key)
+            self._unkey(waiter.keys)
             if not waiter.future.done():
                 waiter.future.set_exception(
                     PoolClosed("the worker pool is shut down")
@@ -379,11 +394,11 @@ class CpuPool:
         self._starting -= 1
         self._busy.add(worker)
         if self._closed:
-            self._release(worker, waiter.key, healthy=False)
+            self._release(worker, waiter.keys, healthy=False)
             if not waiter.future.done():
                 waiter.future.set_exception(PoolClosed("the worker pool is shut down"))
         elif waiter.future.done():  # the caller gave up meanwhile
-            self._release(worker, waiter.key, healthy=True)
+            self._release(worker, waiter.keys, healthy=True)
         else:
             waiter.future.set_result(worker)
 
@@ -396,17 +411,17 @@ class CpuPool:
         child.close()
         return _Worker(proc, parent)
 
-    def _unkey(self, key: str | None) -> None:
-        if key is not None:
+    def _unkey(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
             left = self._by_key.get(key, 1) - 1
             if left > 0:
                 self._by_key[key] = left
             else:
                 self._by_key.pop(key, None)
 
-    def _release(self, worker: _Worker, key: str | None, healthy: bool) -> None:
+    def _release(self, worker: _Worker, keys: tuple[str, ...], healthy: bool) -> None:
         self._busy.discard(worker)
-        self._unkey(key)
+        self._unkey(keys)
         if not self._closed and healthy and worker.tasks < self.max_tasks:
             self._idle.append(worker)
         else:

@@ -78,6 +78,29 @@ async def test_one_key_never_takes_the_whole_pool(tmp_path: Path) -> None:
         pool.close()
 
 
+async def test_one_feed_linking_to_many_hosts_never_takes_the_whole_pool(tmp_path: Path) -> None:
+    """A task counts against every key it carries: one feed's pages on two hosts share the
+    feed's one worker, so a healthy feed's page on a third host still gets the other."""
+    gate = str(tmp_path / "gate")
+    pool = CpuPool(2, per_key=1)
+    try:
+        evil = [
+            asyncio.create_task(
+                pool.run(0, _wait_for_file, gate, 60, key=(f"host:trap{i}.example", "feed:evil"))
+            )
+            for i in range(2)
+        ]
+        await asyncio.sleep(0)
+        good = asyncio.create_task(
+            pool.run(0, _touch, gate, key=("host:good.example", "feed:good", None))
+        )
+        assert await asyncio.wait_for(good, 60) == "touched"
+        assert await asyncio.wait_for(asyncio.gather(*evil), 60) == ["released", "released"]
+        assert pool._by_key == {}  # every share handed back
+    finally:
+        pool.close()
+
+
 async def test_a_crashed_worker_fails_its_task_and_is_replaced() -> None:
     pool = CpuPool(1)
     try:
