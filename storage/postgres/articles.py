@@ -87,7 +87,8 @@ counted AS (
 )
 SELECT (SELECT ids FROM ids) AS ids,
        (SELECT array_agg(id) FROM ins) AS stored,
-       (SELECT array_agg(id) FROM ins_alerts) AS alerts
+       (SELECT array_agg(id) FROM ins_alerts) AS alerts,
+       (SELECT array_agg(article_id) FROM ins_alerts) AS alert_articles
 """
 
 # A story's first alert whose id another copy stored first: its also_reported copy instead.
@@ -103,7 +104,7 @@ WITH ins AS (
                 %(created_at)s::timestamptz[], %(payload)s::text[], %(kind)s::text[],
                 %(story)s::text[]) AS a(id, watchlist, article_id, created_at, payload, kind, story)
     ON CONFLICT DO NOTHING
-    RETURNING id, created_at
+    RETURNING id, article_id, created_at
 ),
 ins_deliveries AS (
     INSERT INTO deliveries (alert_id, channel, next_attempt, created_at)
@@ -114,8 +115,14 @@ ins_deliveries AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT array_agg(id) FROM ins) AS alerts
+SELECT (SELECT array_agg(id) FROM ins) AS alerts,
+       (SELECT array_agg(article_id) FROM ins) AS alert_articles
 """
+
+
+def _alert_pairs(row: dict[str, Any]) -> set[tuple[str, int]]:
+    """(alert id, article id) of the alerts a statement stored."""
+    return set(zip(row["alerts"] or [], (int(a) for a in row["alert_articles"] or []), strict=True))
 
 
 def _story_row(row: dict[str, Any]) -> StoryRow:
@@ -213,14 +220,14 @@ class PgArticles(PgBase):
         # A story alert another copy stored first becomes its copy, in the same transaction.
         async with self._tx() as conn:
             [row] = await self._rows(conn, _ADD_ARTICLES, p)
-            stored_alerts = set(row["alerts"] or [])
+            stored_alerts = _alert_pairs(row)
             stored = set(row["stored"] or [])
             fallbacks: list[tuple[int, NewArticle, NewAlert]] = [
                 (int(article_id), article, alert.if_exists)
                 for article, article_id in zip(articles, row["ids"], strict=True)
                 if article_id in stored
                 for alert in article.alerts
-                if alert.if_exists is not None and alert.id not in stored_alerts
+                if alert.if_exists is not None and (alert.id, int(article_id)) not in stored_alerts
             ]
             if fallbacks:
                 q: dict[str, list[Any]] = {k: [] for k in _FALLBACK_KEYS}
@@ -240,23 +247,27 @@ class PgArticles(PgBase):
                         q["d_channel"].append(channel)
                         q["d_next"].append(alert.not_before.get(channel) or at)
                 [extra] = await self._rows(conn, _ADD_FALLBACKS, q)
-                stored_alerts |= set(extra["alerts"] or [])
+                stored_alerts |= _alert_pairs(extra)
         return self._stored(articles, row, stored_alerts)
 
     @staticmethod
     def _stored(
-        articles: list[NewArticle], row: dict[str, Any], stored_alerts: set[str]
+        articles: list[NewArticle], row: dict[str, Any], stored_alerts: set[tuple[str, int]]
     ) -> list[int | None]:
-        """Ids of the stored articles; marks the alerts whose id existed (``NewAlert.taken``)."""
+        """Ids of the stored articles; marks the alerts whose id existed (``NewAlert.taken``).
+
+        An alert counts as stored by its id *and* article: two copies of one story in one write
+        both carry the story's alert id, and only the first is stored under it.
+        """
         stored = set(row["stored"] or [])
         results: list[int | None] = [int(i) if i in stored else None for i in row["ids"]]
-        stored_alerts = stored_alerts | set(row["alerts"] or [])
+        stored_alerts = stored_alerts | _alert_pairs(row)
         for article, article_id in zip(articles, results, strict=True):
             if article_id is None:
                 continue
             for first_choice in article.alerts:
                 alert: NewAlert | None = first_choice
-                while alert is not None and alert.id not in stored_alerts:
+                while alert is not None and (alert.id, article_id) not in stored_alerts:
                     alert.taken = True
                     if alert.if_exists is None:
                         log.warning(

@@ -120,6 +120,34 @@ async def test_a_story_alert_stored_first_by_another_copy_makes_this_one_its_cop
     assert [c.id for c in (await store.list_alerts())[0].copies] == ["msg_copy22"]
 
 
+async def test_two_copies_starting_a_story_in_one_batch_make_one_alert_and_one_copy(
+    store: Storage,
+) -> None:
+    """Two copies of a story in one write (a group commit), each thinking it starts the story:
+    the first stores the story's alert, the second its copy; neither is dropped."""
+    a, b = await feed_ids(store)
+
+    def first(ref: int) -> NewAlert:
+        copy = NewAlert(f"msg_copy{ref}", "fires", {"type": "also_reported", "alert_id": "msg_s"},
+                        ["hook"], kind="also_reported", story_alert_id="msg_s")  # fmt: skip
+        return NewAlert("msg_s", "fires", {"type": "match"}, ["hook"], if_exists=copy)
+
+    x, y = first(11), first(22)
+    ids = await store.add_articles(
+        [
+            story_article(a, 1, 11, 11, [1], T0, [x]),
+            story_article(b, 2, 22, 11, [1], T0 + timedelta(minutes=1), [y]),
+        ]
+    )
+    assert None not in ids
+    assert not x.taken and y.taken and y.if_exists is not None and not y.if_exists.taken
+    (story,) = await store.list_alerts()
+    assert story.id == "msg_s" and story.article_id == ids[0]
+    assert [c.id for c in story.copies] == ["msg_copy22"]
+    assert [c.article_id for c in story.copies] == [ids[1]]
+    assert [d.channel for d in story.copies[0].deliveries] == ["hook"]
+
+
 async def test_an_article_without_a_story_has_no_keys(store: Storage) -> None:
     a, _ = await feed_ids(store)
     await store.add_articles(
