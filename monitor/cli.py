@@ -448,6 +448,9 @@ async def _daemon_health(cfg: Config) -> dict[str, Any] | None:
         return {"reachable": False, "healthy": False, "url": url}
 
 
+EXTRACT_FAILURE_WINDOW = timedelta(hours=24)  # `status`: pages that gave no text, this far back
+
+
 async def cmd_status(cfg: Config, as_json: bool) -> int:
     from monitor.feeds import feed_display_name, feed_health, poll_time
     from monitor.urls import feed_key
@@ -457,6 +460,7 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
     failed_alerts = 0
     states: dict[str, Any] = {}
     daemons: list[Any] = []
+    unextracted: dict[int, Any] = {}
     if storage is not None:
         try:
             states = {
@@ -464,6 +468,7 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
             }
             failed_alerts = len(await storage.list_alerts(failed_only=True, limit=1000))
             daemons = await storage.list_daemons()
+            unextracted = await storage.extract_failures(datetime.now(UTC) - EXTRACT_FAILURE_WINDOW)
         finally:
             await storage.close()
     storage_problems = await check_location(cfg.storage.url)
@@ -476,6 +481,7 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
         disabled = (not feed.enabled) or bool(st and st.disabled)
         due = poll_time(st) if st else None
         server_wait = bool(st and st.retry_after and due == st.retry_after and due > now)
+        fails = unextracted.get(st.id) if st else None
         rows.append(
             {
                 "name": _line(feed_display_name(feed, st)),
@@ -496,6 +502,9 @@ async def cmd_status(cfg: Config, as_json: bool) -> int:
                 else None,
                 "state": "disabled" if disabled else (feed_health(st) if st else "new"),
                 "last_polled_by": st.last_polled_by if st else None,
+                # Items of the last 24 h stored with the feed's summary: their page gave no text.
+                "pages_not_extracted_24h": fails.count if fails else 0,
+                "last_extract_error": _line(fails.last_error) if fails else None,
                 "_state": st,
                 "_due": due,
                 "_server_wait": server_wait,
@@ -589,6 +598,12 @@ def _print_feed(r: dict[str, Any], now: datetime) -> None:
         print(f"    next poll:  {_ago(r['_due'], now) if r['_due'] else 'now'}")
     if r["error_count"]:
         print(f"    errors:     {r['error_count']} in a row; last: {r['last_error']}")
+    if r["pages_not_extracted_24h"]:
+        n = r["pages_not_extracted_24h"]
+        print(
+            f"    pages:      {n} in 24 h kept the feed's summary (no text from the page); "
+            f"last: {r['last_extract_error']}"
+        )
 
 
 # ---------------------------------------------------------------------- add

@@ -257,6 +257,16 @@ class ActivityHour:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtractFailures:
+    """A feed's articles stored with the feed's summary instead of their page's text."""
+
+    feed_id: int
+    count: int
+    last_error: str  # the reason of the newest one
+    last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonInfo:
     """One daemon process registered in the database (``register_daemon``)."""
 
@@ -473,6 +483,10 @@ class Storage(Protocol):
         """Forget the LSH keys of articles published before ``before`` (past every window)."""
 
     async def articles_since(self, since: datetime, limit: int = 10000) -> list[Article]: ...
+
+    async def extract_failures(self, since: datetime) -> dict[int, ExtractFailures]:
+        """Per feed id, the articles fetched since ``since`` whose page gave no text (timed
+        out, crashed its worker, could not be fetched): ``status`` shows them."""
 
     async def prune_text(self, before: datetime, batch: int = 5000) -> int:
         """Drop the body and summary of articles fetched before ``before``; keep their identity

@@ -109,6 +109,14 @@ async def test_pathological_pages_never_hold_the_pool_and_keep_their_summary(
     ):
         assert arts[title].extract_error == "extraction took longer than 2s"
         assert arts[title].body.startswith(summary)
+    # ... and `status` says so, per feed.
+    _code, out, _err = await feedwatch(
+        "status", "--json", "--config", str(tmp_path / "feedwatch.yaml")
+    )
+    feeds = {f["name"]: f for f in json.loads(out)["feeds"]}
+    assert feeds["Hostile"]["pages_not_extracted_24h"] == 2
+    assert feeds["Hostile"]["last_extract_error"] == "extraction took longer than 2s"
+    assert feeds["Healthy"]["pages_not_extracted_24h"] == 0
 
 
 async def test_a_feed_of_thousands_of_undated_items_costs_a_bounded_number_of_pages(

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from storage.base import Article, NewAlert, NewArticle, StoryRow
+from storage.base import Article, ExtractFailures, NewAlert, NewArticle, StoryRow
 from storage.postgres.connection import PgBase
 from storage.postgres.values import json_text, t, text
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
@@ -343,6 +343,22 @@ class PgArticles(PgBase):
             (since, limit),
         )
         return [article_from_row(row, t) for row in rows]
+
+    async def extract_failures(self, since: datetime) -> dict[int, ExtractFailures]:
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (feed_id) feed_id, extract_error, fetched_at, "
+            "count(*) OVER (PARTITION BY feed_id) AS n FROM articles "
+            "WHERE fetched_at >= %s AND extract_error IS NOT NULL "
+            "ORDER BY feed_id, fetched_at DESC, id DESC",
+            (since,),
+        )
+        out: dict[int, ExtractFailures] = {}
+        for row in rows:
+            when = t(row["fetched_at"])
+            assert when is not None
+            fid = int(row["feed_id"])
+            out[fid] = ExtractFailures(fid, int(row["n"]), str(row["extract_error"]), when)
+        return out
 
     async def prune_text(self, before: datetime, batch: int = 5000) -> int:
         """Small batches, each its own statement; rows another daemon is pruning are skipped."""

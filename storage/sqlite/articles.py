@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from storage.base import Article, NewAlert, NewArticle, StoryRow
+from storage.base import Article, ExtractFailures, NewAlert, NewArticle, StoryRow
 from storage.rows import ARTICLE_COLUMNS, article_from_row, dump_payload, utcnow
 from storage.sqlite.connection import SQLiteBase
 from storage.sqlite.convert import from_db_time, json_list, opt_time, to_db_time
@@ -253,6 +253,21 @@ class SQLiteArticles(SQLiteBase):
                 (to_db_time(since), limit),
             )
         return [article_from_row(row, from_db_time) for row in rows]
+
+    async def extract_failures(self, since: datetime) -> dict[int, ExtractFailures]:
+        async with self._read() as db:
+            # SQLite takes the bare columns from the row that gives max(fetched_at).
+            rows = await db.execute_fetchall(
+                "SELECT feed_id, count(*), extract_error, max(fetched_at) FROM articles "
+                "WHERE fetched_at >= ? AND extract_error IS NOT NULL GROUP BY feed_id",
+                (to_db_time(since),),
+            )
+        out: dict[int, ExtractFailures] = {}
+        for feed_id, count, error, at in rows:
+            when = from_db_time(at)
+            assert when is not None
+            out[int(feed_id)] = ExtractFailures(int(feed_id), int(count), str(error), when)
+        return out
 
     async def prune_text(self, before: datetime, batch: int = 5000) -> int:
         """Drop the stored text (body, summary) of articles fetched before ``before``.

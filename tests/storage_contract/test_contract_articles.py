@@ -195,6 +195,24 @@ async def test_articles_since(store: Storage) -> None:
     assert await store.articles_since(t0 + timedelta(days=1)) == []
 
 
+async def test_extract_failures_per_feed_with_the_newest_reason(store: Storage) -> None:
+    a, b = await feed_ids(store)
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    arts = [article(a if n < 4 else b, n, fetched_at=t0 + timedelta(hours=n)) for n in range(6)]
+    arts[0].extract_error = "too old to count"
+    arts[1].extract_error = "extraction took longer than 10s"
+    arts[2].extract_error = "the extraction worker crashed on this page"
+    # arts[3] of feed a and arts[4] of feed b were extracted
+    arts[5].extract_error = "page fetch failed: HTTP 404"
+    await store.add_articles(arts)
+    got = await store.extract_failures(t0 + timedelta(minutes=30))
+    assert sorted(got) == [a, b]
+    assert (got[a].count, got[a].last_error) == (2, "the extraction worker crashed on this page")
+    assert got[a].last_at == t0 + timedelta(hours=2)
+    assert (got[b].count, got[b].last_error) == (1, "page fetch failed: HTTP 404")
+    assert await store.extract_failures(t0 + timedelta(days=1)) == {}
+
+
 async def test_prune_text_keeps_identity(store: Storage) -> None:
     feeds = await store.sync_feeds([FeedSpec(key="https://f.example/rss")])
     fid = feeds["https://f.example/rss"].id
