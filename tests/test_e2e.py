@@ -278,6 +278,8 @@ async def test_broken_feed_beside_good_ones(tmp_path: Path, server: HostileServe
         "items_per_day",
         "state",
         "last_polled_by",
+        "pages_not_extracted_24h",
+        "last_extract_error",
     }
     assert status["Good"]["error_count"] == 0 and status["Good"]["http_status"] == 200
     assert status["Down"]["error_count"] == 1 and status["Down"]["http_status"] == 500
