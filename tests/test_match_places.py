@@ -242,6 +242,20 @@ def test_person_names_are_not_places() -> None:
     assert found(m, "Visitors in paris complained.") == []  # not a proper noun
 
 
+def test_streets_named_after_places_are_not_the_places() -> None:
+    m = build("Carabobo", "Lisbon", "London")
+    assert found(m, "Carabobo Street in Manila was closed for repairs.") == []
+    assert found(m, "Shops on Oxford Street and Lisbon Rd. reopened in London.") == [
+        ("London", "London")
+    ]
+    assert found(m, "Un choque en la calle Carabobo de Caracas dejó dos heridos.") == []
+    # A street word after a full stop begins another sentence: the place still counts.
+    assert found(m, "Floods hit Carabobo. Street vendors lost their stock.") == [
+        ("Carabobo", "Carabobo")
+    ]
+    assert found(m, "Lisbon road traffic was light on Monday.") == [("Lisbon", "Lisbon")]
+
+
 def test_country_and_demonym() -> None:
     m = build("Portugal")
     assert found(m, "Wildfires spread across Portugal on Monday.") == [("Portugal", "Portugal")]

@@ -26,6 +26,7 @@ from monitor.match.places import (
     is_german,
     person_name,
     sentence_initial,
+    street_name,
 )
 from monitor.match.snippet import make_snippet
 from monitor.match.wordlists import (
@@ -486,6 +487,12 @@ class Matcher:
                         if trace is not None:
                             self._aside(
                                 trace, use, rank, os_, oe, found, texts, "part of a person's name"
+                            )
+                        continue
+                    if street_name(text, os_, oe):
+                        if trace is not None:
+                            self._aside(
+                                trace, use, rank, os_, oe, found, texts, "the name of a street"
                             )
                         continue
                     if use.common:

@@ -123,9 +123,11 @@ GERMAN_CUES = frozenset("in aus nach bei nahe".split())
 GERMAN_MARKERS = (" der ", " die ", " und ", " das ", " nicht ", " ist ", " mit ", " den ", " dem ")
 
 # Capitalised words that commonly follow a place name (so ``Paris Police`` is still Paris).
+# Not Street, Road or Avenue: ``Oxford Street``, ``Carabobo Street in Manila`` are streets named
+# after a place, somewhere else.
 PLACE_FOLLOWERS = frozenset(
     """
-airport city county council police metro station bridge street road square mayor marathon
+airport city county council police metro station bridge square mayor marathon
 university hospital zoo court district region province state area harbour harbor port bay
 river valley fashion week agreement accord club fc united climate summit conference talks
 attack attacks bombing floods flooding fire fires earthquake storm protests protest riots
