@@ -16,10 +16,10 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 SUPERUSER = "feedwatch"
@@ -119,7 +119,7 @@ class TempCluster:
             except RuntimeError:
                 if attempt == 4:
                     raise
-                time.sleep(0.2)  # the port was taken meanwhile: try another
+                continue  # the port was taken meanwhile: try another
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
@@ -143,8 +143,7 @@ def main() -> None:  # pragma: no cover - a developer's tool
     cluster = TempCluster(bindir)
     print(cluster.start(), flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        signal.pause()  # until Ctrl-C
     except KeyboardInterrupt:
         pass
     finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
+from pathlib import Path
 
 import pytest
 
-from monitor.extract import ExtractError, extract_article
+from monitor.extract import Extracted, ExtractError, extract_article
 from monitor.workers import CpuPool, PoolClosed, TaskTimeout, WorkerCrashed
 from tests.newsroom import page
 
@@ -69,6 +71,22 @@ def test_no_text_is_a_clear_error(body: bytes) -> None:
         extract_article(body, "https://news.example.org/empty")
 
 
+def _extract_after(gate: str, html: bytes, url: str) -> Extracted:
+    """In a worker: wait (busy, bounded) until the parent's event loop creates ``gate``."""
+    end = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < end:
+        os.sched_yield()
+    return extract_article(html, url)
+
+
+def _announce_then_spin(sock: str, seconds: float) -> str:
+    """In a worker: tell the test (over its Unix socket) that the task runs, then stay busy."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sock)
+        s.sendall(b"busy")
+    return _spin(seconds)
+
+
 def _spin(seconds: float) -> str:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -109,35 +127,31 @@ async def test_pool_recovers_from_a_crashed_worker() -> None:
         pool.close()
 
 
-async def test_extraction_runs_off_the_event_loop() -> None:
+async def test_extraction_runs_off_the_event_loop(tmp_path: Path) -> None:
     """Extraction happens in worker processes while the loop keeps serving other tasks.
 
-    (How short the loop's stalls are is measured in bench/fetch.py, not asserted here.)
+    Each task waits, in its worker, for a file that only the event loop creates once every
+    task is under way: if running them blocked the loop, they could never finish. (How short
+    the loop's stalls are is measured in bench/fetch.py, not asserted here.)
     """
     pool = CpuPool(2)
     html = page("Long story", PARAGRAPHS * 400)
-    ticks = 0
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-            ticks += 1
-
+    gate = tmp_path / "gate"
     try:
         pids = {await pool.run(30, _pid) for _ in range(4)}
-        probe_task = asyncio.create_task(probe())
-        results = await asyncio.gather(
-            *(pool.run(30, extract_article, html, f"https://x.example/{i}") for i in range(4))
-        )
-        done.set()
-        await probe_task
+        tasks = [
+            asyncio.ensure_future(
+                pool.run(60, _extract_after, str(gate), html, f"https://x.example/{i}")
+            )
+            for i in range(2)
+        ]
+        await asyncio.sleep(0)  # both tasks start and hand their pages to the workers
+        gate.write_text("go")  # the loop is free while the workers wait and then extract
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 120)
     finally:
         pool.close()
     assert os.getpid() not in pids
     assert all("1,200 residents" in r.text for r in results)
-    assert ticks >= 3  # the loop ran other tasks while the pages were being extracted
 
 
 def test_page_with_only_chrome_never_yields_chrome_text() -> None:
@@ -330,13 +344,27 @@ def test_comments_are_pruned_but_a_forum_threads_posts_are_its_content() -> None
         assert all((para in text) == forum for para in STORY), forum
 
 
-async def test_pool_close_does_not_wait_for_a_long_task() -> None:
-    """Shutdown must fit in 10 s even while a worker is deep in a slow page."""
+async def test_pool_close_does_not_wait_for_a_long_task(tmp_path: Path) -> None:
+    """Shutdown must fit in 10 s even while a worker is deep in a slow page: close() kills the
+    busy worker (it does not wait for its task) and the caller gets PoolClosed."""
+    busy = asyncio.Event()
+
+    async def announced(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4)
+        busy.set()
+        writer.close()
+
+    sock = str(tmp_path / "busy.sock")
+    server = await asyncio.start_unix_server(announced, sock)
     pool = CpuPool(1)
-    task = asyncio.ensure_future(pool.run(60, _spin, 60))
-    await asyncio.sleep(0.5)  # the worker is now busy
-    t0 = time.monotonic()
-    pool.close()
-    assert time.monotonic() - t0 < 5
-    with pytest.raises(PoolClosed):
-        await asyncio.wait_for(task, 5)
+    try:
+        task = asyncio.ensure_future(pool.run(120, _announce_then_spin, sock, 120))
+        await asyncio.wait_for(busy.wait(), 60)  # the worker is inside the task
+        (worker,) = pool._busy
+        pool.close()
+        assert worker.proc.exitcode is not None  # killed and reaped by close(), not waited for
+        with pytest.raises(PoolClosed):
+            await asyncio.wait_for(task, 30)
+    finally:
+        pool.close()
+        server.close()

@@ -192,7 +192,8 @@ async def main() -> None:
     feeds = await store.claim_feeds(datetime.now(UTC), [sys.argv[2]], 10, 3600)
     rows = await store.claim_deliveries("hook", datetime.now(UTC), 100, 3600)
     print(store.identity, len(feeds), len(rows), flush=True)
-    await asyncio.sleep(120)  # "polling and sending" when it is killed
+    # "polling and sending" when it is killed (bounded, should the test die first)
+    await asyncio.wait_for(asyncio.Event().wait(), 120)
 
 asyncio.run(main())
 """
