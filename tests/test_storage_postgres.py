@@ -288,3 +288,45 @@ def test_id_ranges() -> None:
 
     assert id_ranges([7, 1, 2, 3, 3, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
     assert id_ranges([]) == []
+
+
+def test_the_faster_fold_folds_every_string_as_the_first_one_did(pg_url: str) -> None:
+    """Migration 4 rewrote ``feedwatch_fold`` for speed; stored search columns (folded by the
+    version-3 function) must keep matching queries folded by the new one."""
+    import random
+    import re
+
+    asyncio.run(_open_close(pg_url))
+    v3 = (REPO / "storage/migrations/postgres/0003_search_and_history.sql").read_text()
+    old = re.search(r"CREATE FUNCTION feedwatch_fold\(t text\).*?\$\$;", v3, re.S)
+    assert old is not None
+    mapped = re.search(r"translate\(feedwatch_lower\(t\),\s*'(.*?)',", old.group(0), re.S)
+    assert mapped is not None
+    rng = random.Random(4)
+    alphabet = (
+        mapped.group(1).replace("''", "'")
+        + "abcxyzABCXYZ0189 \t\n.,;'\"-"
+        + "ёЁйЙїЇґҐΆάΩωßẞæÆœŒøØłŁđĐħĦıİ"  # other scripts and letters the map leaves alone
+        + "日本語😀\u0301\u00a0\u2009"
+    )
+    samples = [alphabet, "Officials issued an “evacuation order” — fire’s spread"]
+    samples += [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(3000)
+    ]
+    samples += ["plain ascii words, only " * rng.randint(1, 5) for _ in range(20)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            old.group(0).replace("FUNCTION feedwatch_fold(", "FUNCTION feedwatch_fold_v3(")
+        )
+        (differ,) = conn.execute(
+            "SELECT count(*) FROM unnest(%s::text[]) AS s(t) "
+            "WHERE feedwatch_fold(t) IS DISTINCT FROM feedwatch_fold_v3(t)",
+            (samples,),
+        ).fetchone()
+    assert differ == 0
+
+
+async def _open_close(url: str) -> None:
+    st = PostgresStorage(url)
+    await st.open()
+    await st.close()
