@@ -399,20 +399,9 @@ async def cmd_run(cfg: Config, once: bool, config_path: str | None = None) -> in
 
 
 def _ago(dt: datetime | None, now: datetime) -> str:
-    if dt is None:
-        return "never"
-    secs = (now - dt).total_seconds()
-    future = secs < 0
-    secs = abs(secs)
-    if secs < 90:
-        s = f"{secs:.0f}s"
-    elif secs < 5400:
-        s = f"{secs / 60:.0f}m"
-    elif secs < 172800:
-        s = f"{secs / 3600:.1f}h"
-    else:
-        s = f"{secs / 86400:.1f}d"
-    return f"in {s}" if future else f"{s} ago"
+    from monitor.humanize import ago
+
+    return ago(dt, now, compact=True)
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -20,7 +20,7 @@ import pytest
 
 import storage.sqlite.migrate as sqlite_migrate
 from storage import open_storage, sqlite_path_from_url
-from storage.base import DeliveryOutcome, FeedSpec, NewAlert, NewArticle, StorageError
+from storage.base import DeliveryOutcome, FeedSpec, StorageError
 from storage.postgres import PostgresStorage
 from storage.sqlite import (
     BUSY_TIMEOUT_MS,
@@ -30,52 +30,9 @@ from storage.sqlite import (
     SQLiteStorage,
     split_statements,
 )
+from tests.storage_contract.data import FEED_A, article
 
 REPO = Path(__file__).resolve().parents[1]
-FEED_A = "https://a.example.org/rss.xml"
-FEED_B = "https://b.example.org/atom.xml"
-
-
-async def feed_ids(store: SQLiteStorage) -> tuple[int, int]:
-    feeds = await store.sync_feeds([FeedSpec(FEED_A, "A"), FeedSpec(FEED_B)])
-    return feeds[FEED_A].id, feeds[FEED_B].id
-
-
-def article(
-    feed_id: int,
-    n: int,
-    *,
-    guid: str | None = "same",
-    canonical: str | None = "same",
-    channels: tuple[str, ...] = (),
-    alert_id: str | None = None,
-    fetched_at: datetime | None = None,
-    not_before: dict[str, datetime] | None = None,
-) -> NewArticle:
-    """An article numbered ``n``; guid/canonical default to values derived from ``n``."""
-    alerts = []
-    if channels:
-        alerts.append(
-            NewAlert(
-                id=alert_id or f"alert-{feed_id}-{n}",
-                watchlist="wildfire",
-                payload={"type": "match", "id": alert_id or f"alert-{feed_id}-{n}", "n": n},
-                channels=list(channels),
-                not_before=not_before or {},
-            )
-        )
-    return NewArticle(
-        feed_id=feed_id,
-        guid=f"guid-{n}" if guid == "same" else guid,
-        url=f"https://news.example.org/{n}?utm_source=x",
-        canonical_url=f"https://news.example.org/{n}" if canonical == "same" else canonical,
-        title=f"Title {n} – évacuation",
-        summary="summary",
-        body="body text",
-        published=datetime(2024, 1, 3, 10, 0, tzinfo=UTC),
-        fetched_at=fetched_at,
-        alerts=alerts,
-    )
 
 
 def raw_count(path: Path, sql: str, params: tuple[object, ...] = ()) -> int:

@@ -16,24 +16,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from monitor.deliver.render import clean_line
-
-
-def ago(dt: datetime | None, now: datetime | None = None) -> str:
-    if dt is None:
-        return "never"
-    now = now or datetime.now(UTC)
-    secs = (now - dt).total_seconds()
-    future = secs < 0
-    secs = abs(secs)
-    if secs < 90:
-        s = f"{secs:.0f}s"
-    elif secs < 5400:
-        s = f"{secs / 60:.0f} min"
-    elif secs < 172800:
-        s = f"{secs / 3600:.1f} h"
-    else:
-        s = f"{secs / 86400:.1f} d"
-    return f"in {s}" if future else f"{s} ago"
+from monitor.humanize import ago
 
 
 def iso(dt: datetime | None) -> str:
