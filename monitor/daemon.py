@@ -469,7 +469,7 @@ class Daemon:
                 self._ended.clear()
                 try:
                     due = await self.storage.claim_feeds(
-                        self.clock.now(), keys, free + len(self._inflight), POLL_LEASE
+                        self.clock.now(), keys, free, POLL_LEASE, exclude=list(self._inflight)
                     )
                 except StorageError as exc:  # a locked or full disk must not end the daemon
                     self.gate.failed(exc)

@@ -13,6 +13,7 @@ stops renewing it with ``heartbeat`` is taken for dead).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -422,12 +423,14 @@ class Storage(Protocol):
         limit: int,
         lease_seconds: float,
         owner: str | None = None,
+        exclude: Collection[int] = (),
     ) -> list[FeedState]:
         """Atomically take up to ``limit`` feeds due for a poll, leased to ``owner``.
 
         Due: among ``keys``, enabled, next_poll and retry_after passed, and not leased (no
         lease, an expired one, one whose owner's registration lapsed, or one ``owner`` holds
-        itself: a daemon knows which of its polls are in flight). Never-polled and
+        itself: a daemon knows which of its polls are in flight, and names them in
+        ``exclude``, feed ids never taken, so a claim does not lease them again). Never-polled and
         longest-overdue first. The lease (``owner``, default ``identity``, until ``now +
         lease_seconds``) keeps every other claim off the feed; the poll's outcome
         (``update_feed``) releases it. Two daemons never get the same feed from one round.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -221,9 +221,12 @@ class PgFeeds(PgBase):
         limit: int,
         lease_seconds: float,
         owner: str | None = None,
+        exclude: Collection[int] = (),
     ) -> list[FeedState]:
         """One statement: due rows locked with ``SKIP LOCKED`` (a concurrent claim passes over
-        them), leased and returned."""
+        them), leased and returned. ``exclude`` (this daemon's polls in flight) keeps a claim
+        from leasing them again: re-leasing 100 in-flight rows per claim made each claim an
+        update of 100 rows."""
         if not keys or limit <= 0:
             return []
         cond, param = self._feed_filter(keys)
@@ -233,10 +236,12 @@ class PgFeeds(PgBase):
             "until": now + timedelta(seconds=lease_seconds),
             "owner": owner or self.identity,
             "limit": limit,
+            "exclude": sorted(exclude),
         }
         rows = await self._fetch(
             "WITH due AS (SELECT f.id FROM feeds f "
             f"  WHERE {cond} "
+            "  AND NOT (f.id = ANY(%(exclude)s::bigint[])) "
             "  AND f.disabled IS NULL "
             "  AND (f.next_poll IS NULL OR f.next_poll <= %(now)s) "
             "  AND (f.retry_after IS NULL OR f.retry_after <= %(now)s) "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -168,11 +169,13 @@ class SQLiteFeeds(SQLiteBase):
         limit: int,
         lease_seconds: float,
         owner: str | None = None,
+        exclude: Collection[int] = (),
     ) -> list[FeedState]:
         """Due feeds leased to ``owner`` in one ``BEGIN IMMEDIATE`` transaction (one statement)."""
         if not keys or limit <= 0:
             return []
         params = {
+            "exclude": json.dumps(sorted(exclude)),
             "keys": json_list(keys),
             "now": to_db_time(now),
             "until": to_db_time(now + timedelta(seconds=lease_seconds)),
@@ -184,6 +187,7 @@ class SQLiteFeeds(SQLiteBase):
                 "UPDATE feeds SET lease_owner = :owner, lease_until = :until "
                 "WHERE id IN (SELECT f.id FROM feeds f "
                 "  WHERE f.key IN (SELECT value FROM json_each(:keys)) AND f.disabled IS NULL "
+                "  AND f.id NOT IN (SELECT value FROM json_each(:exclude)) "
                 "  AND (f.next_poll IS NULL OR f.next_poll <= :now) "
                 "  AND (f.retry_after IS NULL OR f.retry_after <= :now) "
                 f"  AND {LEASE_FREE} "

@@ -172,6 +172,14 @@ async def test_claim_feeds_respects_next_poll_retry_after_disabled_and_keys(
     # a poll whose outcome could not be written is due again at once, not after its lease.
     again = await store.claim_feeds(NOW, keys, 100, 60)
     assert [f.key for f in again] == [keys[5], keys[2]]
+    # ... except those it names as in flight: they are neither returned nor leased again.
+    until = again[0].lease_until
+    assert [f.key for f in await store.claim_feeds(NOW, keys, 100, 90, exclude=[ids[5]])] == [
+        keys[2]
+    ]
+    in_flight = await store.get_feed(keys[5])
+    assert in_flight is not None and in_flight.lease_until == until
+    assert await store.claim_feeds(NOW, keys, 100, 60, exclude=[ids[5], ids[2]]) == []
     B = "b:2:y"  # another daemon: every lease above keeps it off those feeds
     assert await store.claim_feeds(NOW, keys, 100, 60, owner=B) == []
     assert await store.claim_feeds(NOW, [], 10, 60, owner=B) == []
