@@ -647,6 +647,16 @@ async def cmd_enable(cfg: Config, ref: str) -> int:
 # ---------------------------------------------------------------------- alerts
 
 
+def _since(value: str | None) -> datetime | None:
+    """``--since 7d`` as the moment that long ago; a bad duration is a usage error."""
+    if not value:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+
+
 async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
     if args.action == "retry":
         return await _alerts_retry(cfg, args)
@@ -654,14 +664,7 @@ async def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
         raise CliError(
             f"unexpected {args.alert_id!r} (did you mean `alerts retry {args.alert_id}`?)"
         )
-    try:
-        since = (
-            datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
-            if args.since
-            else None
-        )
-    except ValueError as exc:
-        raise CliError(f"--since: {exc}") from None
+    since = _since(args.since)
     storage = await _open_existing(cfg)
     if storage is None:
         alerts = []
@@ -856,14 +859,7 @@ async def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
         raise CliError(f"search: no watchlist named {args.watchlist!r} (watchlists: {names})")
     if not 1 <= args.limit <= 1000:
         raise CliError("search: --limit must be between 1 and 1000")
-    try:
-        since = (
-            datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
-            if args.since
-            else None
-        )
-    except ValueError as exc:
-        raise CliError(f"--since: {exc}") from None
+    since = _since(args.since)
     storage = await _open_existing(cfg)
     if storage is None:
         if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from monitor.settings import Config, ConfigError, format_errors
@@ -20,21 +21,15 @@ _Loc = tuple[Any, ...]
 def check_watchlists(cfg: Config) -> Any:
     """The compiled matcher, or ConfigError naming every unusable term and unknown place,
     each with its YAML line."""
-    from monitor.match import Matcher, WatchlistError
-
-    try:
-        return Matcher.build(cfg.watchlists)
-    except WatchlistError as exc:
-        errors = [_located(line) for line in exc.errors]
-    except ValueError as exc:  # anything else the builder refuses: one line, no path
-        errors = [((), str(exc))]
+    matcher, errors = _compile(cfg.watchlists)
+    if not errors:
+        return matcher
     raise ConfigError(format_errors(errors, cfg.source_doc, cfg.env_values), _source(cfg))
 
 
 def raw_watchlist_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
     """Unusable terms and unknown places of every watchlist that is otherwise valid, read from
     a config that has other errors: `check` reports them together, not one stage at a time."""
-    from monitor.match import Matcher, WatchlistError
     from monitor.settings import Watchlist
 
     raw = data.get("watchlists")
@@ -46,18 +41,26 @@ def raw_watchlist_errors(data: dict[str, Any]) -> list[tuple[_Loc, str]]:
             continue
     if not valid:
         return []
+    _, errors = _compile([wl for _, wl in valid])
+    # Paths name positions among the valid watchlists: back to their places in the file.
+    return [
+        (("watchlists", valid[loc[1]][0], *loc[2:]), msg)
+        if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int)
+        else (loc, msg)
+        for loc, msg in errors
+    ]
+
+
+def _compile(watchlists: Sequence[Any]) -> tuple[Any, list[tuple[_Loc, str]]]:
+    """(the compiled matcher, []) or (None, every unusable term and unknown place)."""
+    from monitor.match import Matcher, WatchlistError
+
     try:
-        Matcher.build([wl for _, wl in valid])
+        return Matcher.build(watchlists), []
     except WatchlistError as exc:
-        out: list[tuple[_Loc, str]] = []
-        for loc, msg in (_located(line) for line in exc.errors):
-            if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int):
-                loc = ("watchlists", valid[loc[1]][0], *loc[2:])
-            out.append((loc, msg))
-        return out
-    except ValueError as exc:
-        return [((), str(exc))]
-    return []
+        return None, [_located(line) for line in exc.errors]
+    except ValueError as exc:  # anything else the builder refuses: one line, no path
+        return None, [((), str(exc))]
 
 
 _PATH_RE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$", re.S)
