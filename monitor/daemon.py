@@ -229,7 +229,6 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.server: Any = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._ended: set[int] = set()  # polls that ended while a claim was under way
         self._max_polls = max(1, cfg.fetch.concurrency)  # feeds polled at once
         self._dispatch_wake = asyncio.Event()
         self._outbox_stop = asyncio.Event()
@@ -450,7 +449,6 @@ class Daemon:
             await self._poll(state)
         finally:
             self._inflight.pop(state.id, None)
-            self._ended.add(state.id)
             self._dispatch_wake.set()
 
     async def dispatch(self, stop: asyncio.Event) -> None:
@@ -466,17 +464,12 @@ class Daemon:
                 free = min(free, allowed)
             due: list[FeedState] = []
             if free > 0:
-                self._ended.clear()
                 try:
                     due = await self.storage.claim_feeds(
                         self.clock.now(), keys, free, POLL_LEASE, exclude=list(self._inflight)
                     )
                 except StorageError as exc:  # a locked or full disk must not end the daemon
                     self.gate.failed(exc)
-                # A poll that ended during the claim may be in it (our own lease, re-leased before
-                # the poll's outcome was written), with its state from before that outcome.
-                due = [s for s in due if s.id not in self._inflight and s.id not in self._ended]
-                due = due[:free]
             if due:
                 self.gate.trial_started()
             for state in due:

@@ -242,7 +242,8 @@ class CpuPool:
             raise PoolClosed("the worker pool is shut down")
         keys = _keys(key)
         worker = await self._acquire(keys)
-        assert self._threads is not None
+        if self._threads is None:  # one thread per busy worker, blocked on its pipe
+            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="cpu-pool")
         worker.in_use = True
         reply = asyncio.get_running_loop().run_in_executor(
             self._threads, _roundtrip, worker.conn, (limit, fn, args)
@@ -303,12 +304,9 @@ class CpuPool:
         (the fork server's imports run while the daemon opens storage and builds its matcher)."""
         if self._closed or self.alive:
             return
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="cpu-pool")
         self._starting += 1
 
         async def start() -> None:
-            assert self._threads is not None
             try:
                 worker = await _in_daemon_thread(self._spawn)
             except Exception as exc:
@@ -333,8 +331,6 @@ class CpuPool:
 
     # ------------------------------------------------------------------ workers
     async def _acquire(self, keys: tuple[str, ...]) -> _Worker:
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="cpu-pool")
         waiter = _Waiter(keys, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         self._hand_over()
@@ -378,7 +374,6 @@ class CpuPool:
     async def _start_for(self, waiter: _Waiter) -> None:
         """Start a worker process (off the loop) and hand it to ``waiter``."""
         try:
-            assert self._threads is not None
             worker = await _in_daemon_thread(self._spawn)
         except BaseException as exc:
             self._starting -= 1

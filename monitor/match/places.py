@@ -104,9 +104,7 @@ def _prev_capitalised(orig: str, start: int) -> re.Match[str] | None:
 
 # A place name with one of these after it (capitalised) or before it names a street, which is
 # somewhere else: ``Oxford Street`` in London, ``Carabobo Street`` in Manila, ``calle Carabobo``.
-STREET_AFTER = frozenset(
-    "street st st. road rd rd. avenue ave ave. boulevard blvd lane drive".split()
-)
+STREET_AFTER = frozenset("street st road rd avenue ave boulevard blvd lane drive".split())
 _STREET_BEFORE = re.compile(
     r"(?:^|[\s(])(?:calle|avenida|av\.|rua|rue|via|viale|corso|ulica|улица|улице|вулиця|вулиці)[ \t]+$",
     re.IGNORECASE,
@@ -117,8 +115,7 @@ def street_name(orig: str, start: int, end: int) -> bool:
     """``Carabobo Street``, ``Lisbon Road``, ``calle Carabobo``: the found place names a street."""
     after = _NEXT_WORD.match(orig[end : end + 40])
     if after:
-        nxt = orig[end + after.start(1) : end + after.end(1) + 1].rstrip()
-        nxt = nxt if nxt.endswith(".") else after.group(1)
+        nxt = after.group(1)  # ``St.``, ``Rd.``: the word, without its dot
         if nxt[0].isupper() and nxt.casefold() in STREET_AFTER:
             return True
     return bool(_STREET_BEFORE.search(orig[max(0, start - 20) : start]))
