@@ -178,7 +178,9 @@ def tables() -> _Tables:
             if _TABLES is None:
                 name = f"unicode-fold-{unicodedata.unidata_version}-v{TABLE_FORMAT}.npy"
                 path = cached_file(name, _build_tables, "Unicode folding tables")
-                packed = np.load(path, mmap_mode="r")
+                # A plain ndarray over the mapping: the np.memmap subclass costs every
+                # operation on its slices a Python-level __array_finalize__/__array_wrap__.
+                packed = np.load(path, mmap_mode="r").view(np.ndarray)
                 n = LIMIT + 2
                 one = packed[:n]
                 exp = packed[n : 4 * n].reshape(n, 3)
