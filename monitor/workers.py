@@ -17,8 +17,11 @@ processes instead:
   cannot grow a long-running daemon.
 - **Stops at once.** ``close`` kills every worker; callers get :class:`PoolClosed`.
 
-Each worker talks to the parent over its own pipe; the blocking send/receive runs in a small
-thread pool, so the event loop only awaits.
+Each worker talks to the parent over its own pipe, in ``multiprocessing``'s framing. The worker
+blocks on its end; the parent's end is non-blocking and driven by the event loop itself
+(:class:`_Pipe`). An earlier version waited on each pipe in a thread: every task then cost
+two thread hand-offs, each waiting for the GIL while the loop was busy (up to the 5 ms switch
+interval), so the workers sat idle most of a first pass and adding workers made it slower.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from monitor.logs import get_logger
@@ -104,33 +108,141 @@ def _worker_main(conn: Connection) -> None:
 # --------------------------------------------------------------------------- the parent side
 
 
+class _Pipe:
+    """The parent's end of a worker's pipe, read and written by the event loop.
+
+    Speaks ``multiprocessing.Connection``'s framing (a ``!i`` length, or ``-1`` and a ``!Q``
+    length past 2 GiB, then the pickle), so the worker keeps a plain blocking ``Connection``.
+    One exchange at a time: a request, then its one reply.
+    """
+
+    _CHUNK = 1 << 18
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.fd = conn.fileno()
+        os.set_blocking(self.fd, False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out: list[memoryview] = []
+        self._buf = bytearray()
+        self._reply: asyncio.Future[Any] | None = None
+
+    async def exchange(self, msg: Any) -> Any:
+        """Send ``msg`` and return the worker's reply. EOFError if the worker is gone."""
+        data = ForkingPickler.dumps(msg)
+        n = len(data)
+        head = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+        # small: one write; big (a page, a sitemap): the header first, the body not copied
+        self._out = (
+            [memoryview(head + data)] if n < 1 << 16 else [memoryview(head), memoryview(data)]
+        )
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._buf = bytearray()
+        self._reply = reply = loop.create_future()
+        self._write()
+        if not reply.done():
+            if self._out:  # the pipe is full: the worker is reading; go on when it drains
+                loop.add_writer(self.fd, self._on_writable)
+            loop.add_reader(self.fd, self._on_readable)
+        try:
+            return await reply
+        finally:
+            self._unregister()
+
+    def _write(self) -> None:
+        try:
+            while self._out:
+                sent = os.write(self.fd, self._out[0])
+                rest = self._out[0][sent:]
+                if rest:
+                    self._out[0] = rest
+                else:
+                    self._out.pop(0)
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # the worker died: its end is closed
+            self._fail(EOFError(str(exc)))
+
+    def _on_writable(self) -> None:
+        self._write()
+        if not self._out and self._loop is not None:
+            self._loop.remove_writer(self.fd)
+
+    def _on_readable(self) -> None:
+        try:
+            while True:
+                chunk = os.read(self.fd, self._CHUNK)
+                if not chunk:
+                    self._fail(EOFError("the worker closed its pipe"))
+                    return
+                self._buf += chunk
+                if len(chunk) < self._CHUNK:
+                    break
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._fail(EOFError(str(exc)))
+            return
+        buf = self._buf
+        if len(buf) < 4:
+            return
+        (size,) = struct.unpack_from("!i", buf)
+        start = 4
+        if size == -1:
+            if len(buf) < 12:
+                return
+            (size,) = struct.unpack_from("!Q", buf, 4)
+            start = 12
+        if len(buf) < start + size:
+            return
+        reply = self._reply
+        if reply is not None and not reply.done():
+            try:
+                reply.set_result(ForkingPickler.loads(memoryview(buf)[start : start + size]))
+            except Exception as exc:  # an unpicklable reply: the task failed, not the pool
+                reply.set_result((False, RuntimeError(f"unreadable worker reply: {exc}")))
+        self._unregister()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(exc)
+        self._unregister()
+
+    def _unregister(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.fd)
+            loop.remove_writer(self.fd)
+        self._out = []
+        self._buf = bytearray()
+
+    def close(self) -> None:
+        """Stop watching the pipe (failing an exchange under way) and close it."""
+        self._fail(EOFError("the worker was stopped"))
+        _close(self.conn)
+
+
 @dataclass(eq=False)
 class _Worker:
     proc: multiprocessing.process.BaseProcess
-    conn: Connection
+    pipe: _Pipe
     tasks: int = 0
-    in_use: bool = False  # a thread may be blocked on ``conn``: close it only afterwards
 
     def kill(self) -> None:
-        """Kill the process; its pipe is closed now, or by the thread using it when it ends."""
+        """Kill the process and close its pipe."""
         try:
             if self.proc.is_alive():
                 self.proc.kill()
         except (OSError, ValueError):  # already reaped
             pass
-        if not self.in_use:
-            _close(self.conn)
+        self.pipe.close()
 
 
 @dataclass(eq=False)
 class _Waiter:
     keys: tuple[str, ...]
     future: asyncio.Future[_Worker] = field(repr=False)
-
-
-def _roundtrip(conn: Connection, msg: tuple[float, Callable[..., Any], tuple[Any, ...]]) -> Any:
-    conn.send(msg)
-    return conn.recv()
 
 
 def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -217,7 +329,6 @@ class CpuPool:
         self._starting = 0  # workers being spawned (already promised to a caller)
         self._waiters: deque[_Waiter] = deque()
         self._by_key: dict[str, int] = {}
-        self._threads: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.kills = 0  # workers killed for running past their deadline
@@ -242,18 +353,11 @@ class CpuPool:
             raise PoolClosed("the worker pool is shut down")
         keys = _keys(key)
         worker = await self._acquire(keys)
-        if self._threads is None:  # one thread per busy worker, blocked on its pipe
-            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="cpu-pool")
-        worker.in_use = True
-        reply = asyncio.get_running_loop().run_in_executor(
-            self._threads, _roundtrip, worker.conn, (limit, fn, args)
-        )
-        reply.add_done_callback(lambda fut: self._returned(worker, fut))
         healthy = False
         try:
             try:
                 async with asyncio.timeout(limit + self.kill_grace if limit > 0 else None):
-                    ok, value = await asyncio.shield(reply)
+                    ok, value = await worker.pipe.exchange((limit, fn, args))
             except TimeoutError:
                 self.kills += 1
                 if self.on_kill is not None:
@@ -296,8 +400,6 @@ class CpuPool:
             worker.kill()
         for worker in workers:
             worker.proc.join(timeout=2)
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
 
     def warm(self) -> None:
         """Start one worker now, in the background, so the first task does not wait for it
@@ -404,7 +506,7 @@ class CpuPool:
         )
         proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, _Pipe(parent))
 
     def _unkey(self, keys: tuple[str, ...]) -> None:
         for key in keys:
@@ -422,11 +524,3 @@ class CpuPool:
         else:
             worker.kill()  # overran, crashed or worn out: a fresh one is started when needed
         self._hand_over()
-
-    def _returned(self, worker: _Worker, fut: asyncio.Future[Any]) -> None:
-        """The thread using the worker's pipe is done with it."""
-        if not fut.cancelled():
-            fut.exception()  # retrieved here: after a kill nobody awaits it any more
-        worker.in_use = False
-        if worker not in self._busy and worker not in self._idle:
-            _close(worker.conn)  # killed meanwhile

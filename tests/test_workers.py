@@ -156,3 +156,84 @@ async def test_a_caller_cancelled_while_waiting_does_not_leak_a_worker(tmp_path:
         assert pool.alive == 1
     finally:
         pool.close()
+
+
+def _echo(data: bytes, extra: int) -> bytes:
+    return data[::-1] + b"x" * extra
+
+
+def _unpicklable() -> object:
+    return lambda: None
+
+
+async def test_big_messages_cross_the_pipe_whole_both_ways() -> None:
+    """Bodies far past the pipe's buffer go out and come back in pieces, driven by the loop."""
+    pool = CpuPool(2)
+    try:
+        big = os.urandom(6 * 2**20)
+        small = b"tiny"
+        results = await asyncio.gather(
+            pool.run(30, _echo, big, 3 * 2**20),
+            pool.run(30, _echo, small, 0),
+            pool.run(30, _echo, big[:70_000], 5),
+        )
+        assert results[0] == big[::-1] + b"x" * 3 * 2**20
+        assert results[1] == b"ynit"
+        assert results[2] == big[:70_000][::-1] + b"xxxxx"
+    finally:
+        pool.close()
+
+
+async def test_an_unpicklable_result_fails_its_task_and_keeps_the_worker() -> None:
+    pool = CpuPool(1)
+    try:
+        first = await pool.run(5, _pid)
+        with pytest.raises(RuntimeError, match="pickle"):
+            await pool.run(5, _unpicklable)
+        assert await pool.run(5, _pid) == first
+    finally:
+        pool.close()
+
+
+async def test_a_worker_that_died_while_idle_fails_the_next_task_as_a_crash() -> None:
+    """The OOM killer picks an idle worker: the next task (a big body, so the write itself
+    meets the closed pipe) is a crash, and the one after gets a fresh worker."""
+    pool = CpuPool(1)
+    try:
+        first = await pool.run(5, _pid)
+        (idle,) = pool._idle
+        idle.proc.kill()
+        idle.proc.join(5)
+        with pytest.raises(WorkerCrashed):
+            await pool.run(5, _echo, b"y" * 4 * 2**20, 0)
+        assert pool.crashes == 1
+        assert await pool.run(5, _pid) != first
+    finally:
+        pool.close()
+
+
+async def test_a_caller_cancelled_mid_task_stops_its_worker_and_the_pool_goes_on(
+    tmp_path: Path,
+) -> None:
+    pool = CpuPool(1)
+    try:
+        first = await pool.run(5, _pid)
+        busy = asyncio.create_task(pool.run(0, _wait_for_file, str(tmp_path / "never"), 600))
+        for _ in range(100):  # a few loop turns: the warm worker is handed over at once
+            if pool._busy:
+                break
+            await asyncio.sleep(0)
+        (worker,) = pool._busy
+        fd = worker.pipe.fd
+        await asyncio.sleep(0)
+        busy.cancel()
+        await asyncio.gather(busy, return_exceptions=True)
+        assert busy.cancelled()
+        worker.proc.join(10)
+        assert not worker.proc.is_alive()  # a worker mid-task cannot be reused: it is killed
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        assert fd not in selector.get_map()  # and the loop no longer watches its pipe
+        assert await pool.run(5, _pid) != first
+        assert pool.alive == 1
+    finally:
+        pool.close()
