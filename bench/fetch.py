@@ -250,7 +250,7 @@ def child_feedwatch(
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {"passes": []}
         cfg = feedwatch_config(port, db, range(n), False, concurrency, sources)
-        async with Daemon(cfg) as d:
+        async with Daemon(cfg, freeze_heap=True) as d:  # as `feedwatch run` does
             out["passes"].append(await one_pass(d, "first"))
             out["passes"].append(await one_pass(d, "not_modified"))
             set_validators(port, False)
@@ -261,7 +261,7 @@ def child_feedwatch(
         del d  # or its matcher (gazetteer) is still alive while the next daemon builds its own
         gc.collect()
         cfg = feedwatch_config(port, db, range(n, n + m), True, concurrency)
-        async with Daemon(cfg) as d:
+        async with Daemon(cfg, freeze_heap=True) as d:  # as `feedwatch run` does
             p = await one_pass(d, "extract")
             p["pages"] = p["new"] - sum(1 for r in d.stats.results if r.extract_failures)
             p["extract_failures"] = sum(r.extract_failures for r in d.stats.results)

@@ -373,7 +373,7 @@ async def cmd_run(cfg: Config, once: bool, config_path: str | None = None) -> in
     stop = asyncio.Event()
     reload = asyncio.Event()
     install_signal_handlers(stop, reload)
-    async with Daemon(cfg, matcher=matcher) as daemon:
+    async with Daemon(cfg, matcher=matcher, freeze_heap=True) as daemon:
         if once:
             runner = asyncio.create_task(daemon.run_once())
             stopper = asyncio.create_task(stop.wait())
