@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,6 +169,29 @@ def _unpicklable() -> object:
     return lambda: None
 
 
+def _rebuilt_here(pad: bytes) -> tuple[str, int]:
+    """Runs where the parent unpickles a reply: says which thread that is."""
+    return threading.current_thread().name, len(pad)
+
+
+def _explode(pad: bytes) -> None:
+    raise ValueError(f"cannot rebuild this ({len(pad)} bytes)")
+
+
+class _Reply:
+    """A worker's result whose unpickling in the parent runs ``rebuild``."""
+
+    def __init__(self, rebuild: Callable[[bytes], Any], size: int) -> None:
+        self.rebuild, self.pad = rebuild, b"p" * size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.rebuild, (self.pad,))
+
+
+def _reply(rebuild: Callable[[bytes], Any], size: int) -> _Reply:
+    return _Reply(rebuild, size)
+
+
 async def test_big_messages_cross_the_pipe_whole_both_ways() -> None:
     """Bodies far past the pipe's buffer go out and come back in pieces, driven by the loop."""
     pool = CpuPool(2)
@@ -235,5 +261,30 @@ async def test_a_caller_cancelled_mid_task_stops_its_worker_and_the_pool_goes_on
         assert fd not in selector.get_map()  # and the loop no longer watches its pipe
         assert await pool.run(5, _pid) != first
         assert pool.alive == 1
+    finally:
+        pool.close()
+
+
+async def test_a_big_reply_is_unpickled_off_the_event_loop() -> None:
+    """Unpickling a 50,000-URL sitemap's entries takes ~170 ms: a reply past 512 KB is read
+    in a thread, a small one (a feed's, a page's) on the loop without a hand-off."""
+    pool = CpuPool(1)
+    try:
+        small = await pool.run(5, _reply, _rebuilt_here, 1000)
+        big = await pool.run(5, _reply, _rebuilt_here, 2 * 2**20)
+        assert small == (threading.current_thread().name, 1000)
+        assert big[1] == 2 * 2**20 and big[0] != threading.current_thread().name
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("size", [10, 2 * 2**20])
+async def test_a_reply_the_parent_cannot_rebuild_fails_its_task_only(size: int) -> None:
+    pool = CpuPool(1)
+    try:
+        first = await pool.run(5, _pid)
+        with pytest.raises(RuntimeError, match=r"unreadable worker reply: cannot rebuild this"):
+            await pool.run(5, _reply, _explode, size)
+        assert await pool.run(5, _pid) == first  # the worker itself was fine
     finally:
         pool.close()
