@@ -71,6 +71,26 @@ async def test_fresh_database_is_migrated_and_reopen_is_idempotent(tmp_path: Pat
         await again.close()
 
 
+async def test_claims_after_a_reconnect_rebuild_what_the_old_connection_held(
+    tmp_path: Path,
+) -> None:
+    """Claims keep the configured feeds' ids in a temp table of the connection; closing and
+    opening the same storage object gives a new connection without that table."""
+    keys = [f"https://r{i}.example.org/feed" for i in range(3)]
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    storage = SQLiteStorage(tmp_path / "fw.db")
+    await storage.open("daemon")
+    try:
+        await storage.sync_feeds([FeedSpec(k) for k in keys])
+        assert [f.key for f in await storage.claim_feeds(now, keys, 10, 60)] == keys
+        await storage.close()
+        await storage.open("daemon")
+        later = now + timedelta(minutes=5)  # the leases above ran out
+        assert [f.key for f in await storage.claim_feeds(later, keys, 10, 60)] == keys
+    finally:
+        await storage.close()
+
+
 async def test_database_from_newer_feedwatch_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "fw.db"
     storage = SQLiteStorage(path)

@@ -209,3 +209,17 @@ async def test_a_lease_that_runs_out_makes_the_feed_claimable_again(store: Stora
     assert await store.claim_feeds(NOW + timedelta(seconds=29), [FEED_A], 10, 30) == []
     [again] = await store.claim_feeds(NOW + timedelta(seconds=30), [FEED_A], 10, 30)
     assert again.lease_owner == store.identity
+
+
+async def test_claims_follow_the_configured_keys_as_they_change(store: Storage) -> None:
+    """The dispatcher claims with the same key list round after round (backends may keep
+    what they derived from it); a changed list, or a key synced later, is seen at once."""
+    keys = [f"https://k{i}.example.org/feed" for i in range(6)]
+    await store.sync_feeds([FeedSpec(k) for k in keys[:4]])
+    first, second, pending = keys[:2], keys[2:4], keys[4:]
+    assert [f.key for f in await store.claim_feeds(NOW, first, 10, 60)] == first
+    assert [f.key for f in await store.claim_feeds(NOW, second, 10, 60)] == second
+    assert await store.claim_feeds(NOW, pending, 10, 60) == []  # configured, not yet synced
+    await store.sync_feeds([FeedSpec(k) for k in pending])
+    assert [f.key for f in await store.claim_feeds(NOW, pending, 10, 60)] == pending
+    assert [f.key for f in await store.claim_feeds(NOW, keys, 10, 60, exclude=[])] == keys
