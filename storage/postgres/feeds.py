@@ -243,12 +243,13 @@ class PgFeeds(PgBase):
             f"  WHERE {cond} "
             "  AND NOT (f.id = ANY(%(exclude)s::bigint[])) "
             "  AND f.disabled IS NULL "
-            "  AND (f.next_poll IS NULL OR f.next_poll <= %(now)s) "
+            # the index feeds_due (migration 5): due feeds are a range, walked in poll order
+            "  AND coalesce(f.next_poll, '-infinity'::timestamptz) <= %(now)s "
             "  AND (f.retry_after IS NULL OR f.retry_after <= %(now)s) "
             "  AND (f.lease_until IS NULL OR f.lease_until <= %(now)s "
             "       OR f.lease_owner = %(owner)s "
             f"       OR f.lease_owner IN ({_DEAD_OWNERS})) "
-            "  ORDER BY f.next_poll NULLS FIRST, f.id LIMIT %(limit)s "
+            "  ORDER BY coalesce(f.next_poll, '-infinity'::timestamptz), f.id LIMIT %(limit)s "
             "  FOR UPDATE SKIP LOCKED) "
             "UPDATE feeds f SET lease_owner = %(owner)s, lease_until = %(until)s "
             f"FROM due WHERE f.id = due.id RETURNING {FEED_COLUMNS}",
