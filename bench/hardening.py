@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from storage import open_storage  # noqa: E402
+from tests.hostile_server import attribute_trap  # noqa: E402
 
 KEYWORD = "evacuation order"
 EXTRACTION_TIMEOUT = 10.0
@@ -312,15 +313,6 @@ def article(title: str, text: str) -> bytes:
     return (
         f"<html><head><title>{title}</title></head><body><nav><a href='/'>Home</a></nav>"
         f"<article><h1>{title}</h1>{paragraphs}</article><footer>Footer</footer></body></html>"
-    ).encode()
-
-
-def attribute_trap(n: int = 60_000) -> bytes:
-    """One element with tens of thousands of attributes: lxml's time grows quadratically."""
-    attrs = " ".join(f'a{i}="v"' for i in range(n))
-    return (
-        f"<html><body><article><h1>Evacuation order</h1><p {attrs}>An evacuation order "
-        "was issued for the hills.</p></article></body></html>"
     ).encode()
 
 

@@ -68,6 +68,15 @@ def bomb(coding: str, size: int = BOMB_SIZE) -> bytes:
     raise ValueError(coding)
 
 
+def attribute_trap(n: int = 60_000) -> bytes:
+    """One element with tens of thousands of attributes: lxml's time grows quadratically."""
+    attrs = " ".join(f'a{i}="v"' for i in range(n))
+    return (
+        f"<html><body><article><h1>Evacuation order</h1><p {attrs}>An evacuation order "
+        "was issued for the hills.</p></article></body></html>"
+    ).encode()
+
+
 class Traffic:
     """Requests in flight on one or more servers, and the gate ``/held`` requests wait at."""
 

@@ -23,7 +23,7 @@ from storage import open_storage
 from storage.base import FeedUpdate, StorageError
 from storage.sqlite import SQLiteStorage
 from tests.harness import DaemonProcess, feedwatch
-from tests.hostile_server import HostileServer
+from tests.hostile_server import HostileServer, attribute_trap
 from tests.newsroom import Feed, Item, Newsroom
 from tests.receivers import SlackReceiver, SmtpReceiver, WebhookReceiver
 
@@ -47,22 +47,13 @@ def write(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> Confi
     return load_config(path, env=env or {})
 
 
-def pathological_page(attributes: int = 60_000) -> bytes:
-    """One element with tens of thousands of attributes: lxml's time grows quadratically."""
-    attrs = " ".join(f'a{i}="v"' for i in range(attributes))
-    return (
-        f"<html><body><article><h1>Evacuation order</h1><p {attrs}>An evacuation order "
-        "was issued for the hills.</p></article></body></html>"
-    ).encode()
-
-
 async def test_pathological_pages_never_hold_the_pool_and_keep_their_summary(
     tmp_path: Path, server: HostileServer
 ) -> None:
     """Two pages built to keep lxml busy for minutes, beside a healthy feed: the workers that
     take them are killed at the extraction deadline, the articles keep the feed's summary with
     the reason, and the healthy feed's alert is delivered in the same pass."""
-    page = pathological_page()
+    page = attribute_trap()
 
     async def slow(request: web.Request) -> web.Response:
         return web.Response(body=page, content_type="text/html")
