@@ -140,8 +140,7 @@ class _Pipe:
             [memoryview(head + data)] if n < 1 << 16 else [memoryview(head), memoryview(data)]
         )
         loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._buf = bytearray()
+        self._loop = loop  # _buf is empty: __init__ or the last exchange's _unregister
         self._reply = reply = loop.create_future()
         self._write()
         if not reply.done():
